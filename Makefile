@@ -1,0 +1,45 @@
+# Ledgerflow: the two commands are `make run` and `make test`; everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint typecheck bench chaos down clean system-deps
+
+## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
+setup: $(STAMP)
+	@$(PY) -m stack.prefetch
+
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	@bash scripts/system-deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## Start the whole embedded stack (PostgreSQL, Temporal + Web UI, Kafka, worker, relay, API).
+run: setup
+	@$(VENV)/bin/ledgerflow up
+
+## Set up, then run every test against real PostgreSQL, Temporal and Kafka.
+test: setup
+	@$(PY) -m pytest
+
+test-fast: setup
+	@$(PY) -m pytest -m "not slow"
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+typecheck: setup
+	@$(VENV)/bin/mypy
+
+bench: setup
+	@$(PY) -m bench
+
+down:
+	@test -x $(VENV)/bin/ledgerflow && $(VENV)/bin/ledgerflow down || true
+
+clean: down
+	rm -rf .ledgerflow $(VENV)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# System packages the project needs beyond Python: a JDK (Kafka runs on the JVM) and Maven
+# (resolves Kafka's jars from Maven Central). Installs only what is missing, with apt.
+set -euo pipefail
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "ledgerflow: please install: ${missing[*]} (a JDK 17+ and Maven)" >&2
+    exit 1
+  fi
+  echo "installing system packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

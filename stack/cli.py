@@ -1,0 +1,84 @@
+"""`ledgerflow` console script: run, stop and inspect the embedded stack."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from config.settings import Settings
+from stack.launcher import Stack, stop_leftovers
+from stack.service import StackError
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = Settings()
+    stack = Stack(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    t0 = time.monotonic()
+    try:
+        stack.up(with_apps=not args.infra_only)
+    except StackError as err:
+        print(f"ledgerflow: {err}", file=sys.stderr)
+        return 1
+    print(f"\nLedgerflow is up in {time.monotonic() - t0:.1f}s. Logs: {stack.logs}")
+    for name, url in stack.urls().items():
+        print(f"  {name:<22} {url}")
+    print(f"  {'Environment':<22} {stack.home / 'stack.env'}")
+    print("Press Ctrl-C to stop (data is kept under .ledgerflow/).", flush=True)
+    try:
+        while not stop.wait(1.0):
+            for svc in stack.started:
+                if not svc.alive():
+                    print(f"ledgerflow: {svc.name} exited unexpectedly; see {svc.log_path}", file=sys.stderr)
+                    stop.set()
+    finally:
+        print("\nstopping…", flush=True)
+        stack.down()
+        print("stopped; data kept for the next start.")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    count = stop_leftovers(Settings().home.resolve())
+    print("nothing was running" if count == 0 else "stopped")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ledger.migrate import upgrade
+
+    upgrade(Settings().sqlalchemy_url)
+    print("migrations applied")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ledgerflow", description="Ledgerflow money-transfer engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the whole embedded stack in the foreground (Ctrl-C stops it)")
+    up.add_argument("--infra-only", action="store_true", help="PostgreSQL, Temporal and Kafka only")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop a stack left running").set_defaults(func=cmd_down)
+    sub.add_parser("migrate", help="apply database migrations to LEDGERFLOW_DATABASE_URL").set_defaults(
+        func=cmd_migrate
+    )
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except StackError as err:
+        print(f"ledgerflow: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

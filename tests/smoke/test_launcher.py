@@ -1,0 +1,132 @@
+"""`ledgerflow up` brings the whole stack up, answers /readyz, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stack.service import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def stack_env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LEDGERFLOW_HOME": str(home),
+        "LEDGERFLOW_PG_PORT": str(free_port()),
+        "LEDGERFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LEDGERFLOW_TEMPORAL_UI_PORT": str(free_port()),
+        "LEDGERFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "LEDGERFLOW_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "LEDGERFLOW_API_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def wait_for_line(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"never saw {marker!r}; output:\n{''.join(lines)}")
+
+
+@pytest.mark.slow
+def test_up_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "home")
+    # Share the jar cache with the repo's, so the test does not resolve Kafka again.
+    cache = REPO / ".ledgerflow" / "kafka-dist"
+    if cache.exists():
+        (tmp_path / "home").mkdir()
+        (tmp_path / "home" / "kafka-dist").symlink_to(cache)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stack.cli", "up"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = wait_for_line(proc, "Press Ctrl-C", timeout_s=240)
+        output = "".join(lines)
+        for part in ("postgresql", "temporal", "kafka", "worker", "relay", "api"):
+            assert f"{part}: ready" in output, output
+        api = f"http://127.0.0.1:{env['LEDGERFLOW_API_PORT']}"
+        ready = json.loads(urllib.request.urlopen(f"{api}/readyz", timeout=10).read())
+        assert {name for name, p in ready["parts"].items() if p["ok"]} == {"postgresql", "temporal", "kafka"}
+        assert http_status(f"http://127.0.0.1:{env['LEDGERFLOW_TEMPORAL_UI_PORT']}/") == 200
+        stack_env_file = (tmp_path / "home" / "stack.env").read_text()
+        assert f"LEDGERFLOW_API_PORT={env['LEDGERFLOW_API_PORT']}" in stack_env_file
+        pids = json.loads((tmp_path / "home" / "pids.json").read_text())
+        assert set(pids) == {"postgresql", "temporal", "kafka", "worker", "relay", "api"}
+        children = {pid: psutil.Process(pid) for pid in pids.values()}
+        descendants = [c for p in children.values() for c in p.children(recursive=True)]
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    alive = [p for p in [*children.values(), *descendants] if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left behind: {alive}"
+    assert not (tmp_path / "home" / "pids.json").exists()
+    # The data stays for the next start.
+    assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
+    assert (tmp_path / "home" / "kafka" / "data" / "meta.properties").exists()
+
+
+def test_port_taken_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "home")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(env["LEDGERFLOW_PG_PORT"])))
+        blocker.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "stack.cli", "up"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "already in use" in result.stderr
+    assert "LEDGERFLOW_PG_PORT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_jdk_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "home")
+    env.pop("JAVA_HOME", None)
+    env["PATH"] = str(Path(sys.executable).parent)  # the venv only: no java on it
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "up"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "java" in result.stderr.lower() or "jdk" in result.stderr.lower()
+    assert "install" in result.stderr.lower()

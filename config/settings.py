@@ -6,6 +6,8 @@ used to `.ledgerflow/stack.env`, which the processes it starts read back.
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +36,22 @@ class Settings(BaseSettings):
 
     api_port: int = 8000
 
+    # Transfers. Review thresholds are per currency, in minor units (at or over: ops review).
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    fx_quote_ttl_s: int = 60
+    review_threshold_minor: dict[str, int] = {
+        "USD": 1_000_000,
+        "EUR": 1_000_000,
+        "GBP": 1_000_000,
+        "CHF": 1_000_000,
+        "JPY": 150_000_000,
+        "BHD": 3_800_000,
+    }
+    # Hex HMAC key for OTP hashes. Empty: a key is generated once under `home` and kept there;
+    # production sets it from a secret store, never from the repository.
+    otp_key: str = ""
+
     @property
     def sqlalchemy_url(self) -> str:
         """URL for SQLAlchemy with the psycopg 3 driver."""
@@ -42,6 +60,11 @@ class Settings(BaseSettings):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return url
 
+    def otp_key_bytes(self) -> bytes:
+        if self.otp_key:
+            return bytes.fromhex(self.otp_key)
+        return _key_file(self.home.resolve() / "secrets" / "otp.key")
+
     @property
     def temporal_port(self) -> int:
         return int(self.temporal_address.rsplit(":", 1)[1])
@@ -49,6 +72,24 @@ class Settings(BaseSettings):
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+
+def _key_file(path: Path) -> bytes:
+    """Read a 32-byte key from `path`, creating it (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written to a temporary name and linked into place, so a concurrent reader sees
+        # either no file or the whole key, and only one process's key ever wins.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return bytes.fromhex(path.read_text().strip())
 
 
 @lru_cache(maxsize=1)

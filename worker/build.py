@@ -13,17 +13,42 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.health import HealthActivities
+from activities.transfer import TransferActivities, TransferPolicy
+from config.settings import Settings
+from fx.rates import TableRateProvider
+from ledger.service import Ledger
 from workflows.health import HealthCheckWorkflow
+from workflows.transfer import TransferWorkflow
 
 
-def build_worker(client: Client, *, engine: Engine, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+def transfer_policy(settings: Settings) -> TransferPolicy:
+    return TransferPolicy(
+        otp_key=settings.otp_key_bytes(),
+        review_threshold_minor=dict(settings.review_threshold_minor),
+        fx_quote_ttl_s=settings.fx_quote_ttl_s,
+    )
+
+
+def build_worker(
+    client: Client, *, engine: Engine, settings: Settings, task_queue: str, executor: ThreadPoolExecutor
+) -> Worker:
     health = HealthActivities(engine)
+    transfers = TransferActivities(Ledger(engine), TableRateProvider(engine), transfer_policy(settings))
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[HealthCheckWorkflow],
-        activities=[health.db_ping],
-        # Activities are synchronous (SQLAlchemy, psycopg): they run on this thread pool.
+        workflows=[HealthCheckWorkflow, TransferWorkflow],
+        activities=[
+            health.db_ping,
+            transfers.initiate_transfer,
+            transfers.verify_otp,
+            transfers.set_transfer_status,
+            transfers.fetch_fx_quote,
+            transfers.post_transfer,
+            transfers.close_transfer,
+        ],
+        # Activities are synchronous (psycopg): they run on this thread pool, one
+        # pooled database connection each at most.
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
     )

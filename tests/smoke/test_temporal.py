@@ -9,6 +9,7 @@ from sqlalchemy import create_engine
 from temporalio.client import Client
 
 from activities.health import DbPingResult
+from config.settings import Settings
 from worker.build import build_worker
 from workflows.health import HealthCheckWorkflow
 
@@ -19,7 +20,9 @@ async def test_workflow_runs_to_completion(temporal_address: str, db_url: str) -
     task_queue = f"smoke-{uuid.uuid4().hex[:8]}"
     probe = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=2) as executor:
-        async with build_worker(client, engine=engine, task_queue=task_queue, executor=executor):
+        async with build_worker(
+            client, engine=engine, settings=Settings(), task_queue=task_queue, executor=executor
+        ):
             result = await client.execute_workflow(
                 HealthCheckWorkflow.run,
                 probe,

@@ -1,0 +1,227 @@
+"""Transfer activities: thin adapters from the workflow to the ledger, the OTP store and FX.
+
+Every activity is idempotent by the transfer id (or the OTP submission id), so Temporal may
+retry it, or run it again after a worker crash, without a second effect. Domain errors become
+non-retryable ApplicationErrors whose `type` is the contract's error code; anything else
+(a database restart, a dropped connection) is left to the workflow's bounded retry policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.faults import crash_point
+from activities.transfer_io import (
+    CloseInput,
+    InitiateInput,
+    InitiateResult,
+    PostInput,
+    PostResult,
+    Quote,
+    QuoteInput,
+    StatusInput,
+    VerifyOtpInput,
+    VerifyOtpResult,
+)
+from fx.quotes import firm_quote
+from fx.rates import RateProvider, UnsupportedPair
+from ledger.db import transaction
+from ledger.errors import LedgerError
+from ledger.fx import FxQuote
+from ledger.money import Money
+from ledger.outbox import insert_events, make_event
+from ledger.service import Ledger
+from ledger.transfers import Transfer
+from otp import store as otp_store
+from otp.codes import Binding
+
+
+@dataclass(frozen=True)
+class TransferPolicy:
+    """Per-deployment knobs the activities need (from settings)."""
+
+    otp_key: bytes
+    review_threshold_minor: dict[str, int]
+    fx_quote_ttl_s: int
+
+
+@contextmanager
+def business_errors() -> Iterator[None]:
+    """Domain errors end the transfer (non-retryable); infrastructure errors retry."""
+    try:
+        yield
+    except LedgerError as err:
+        raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+    except UnsupportedPair as err:
+        raise ApplicationError(str(err), type="quote_unavailable", non_retryable=True) from err
+
+
+def binding_of(transfer: Transfer) -> Binding:
+    return Binding(
+        transfer_id=str(transfer.id),
+        amount_minor=transfer.amount_minor,
+        currency=transfer.currency,
+        payee_account_id=str(transfer.destination_account_id),
+    )
+
+
+def otp_message(transfer: Transfer, code: str, ttl_s: int) -> tuple[str, str]:
+    """Subject and body of the OTP notification: amount, currency, payee and the code."""
+    amount = Money(transfer.amount_minor, transfer.currency)
+    payee = str(transfer.destination_account_id)
+    subject = f"Approve your transfer of {amount}"
+    body = (
+        f"Your code to send {amount} to account {payee} is {code}. "
+        f"It expires in {ttl_s // 60} minutes and authorises only this transfer. "
+        "Never share it with anyone."
+    )
+    return subject, body
+
+
+class TransferActivities:
+    def __init__(
+        self, ledger: Ledger, rates: RateProvider, policy: TransferPolicy, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._ledger = ledger
+        self._rates = rates
+        self._policy = policy
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @activity.defn(name="initiate_transfer")
+    def initiate_transfer(self, request: InitiateInput) -> InitiateResult:
+        """Validate, hold the funds, issue the OTP and queue its notification.
+
+        Raises ApplicationError (non-retryable) typed insufficient_funds, account_frozen,
+        account_closed, account_not_found, currency_mismatch, same_account, invalid_amount,
+        quote_unavailable.
+        """
+        r = request.request
+        transfer_id = UUID(r.transfer_id)
+        with business_errors():
+            amount = Money.parse(r.amount_minor, r.currency)
+            source = self._ledger.get_account(UUID(r.source_account_id))
+            destination = self._ledger.get_account(UUID(r.destination_account_id))
+            fx: FxQuote | None = None
+            if source.currency != destination.currency and r.currency == destination.currency:
+                # Destination fixed: the hold needs an indicative source amount (firm at posting).
+                rate = self._rates.current(source.currency, destination.currency)
+                fx = FxQuote("indicative", source.currency, destination.currency, rate.rate, rate.spread_bps)
+            transfer = self._ledger.create_transfer_with_hold(
+                transfer_id,
+                UUID(r.customer_id),
+                source.id,
+                destination.id,
+                amount,
+                description=r.description or None,
+                fx=fx,
+                workflow_id=request.workflow_id,
+            )
+        now = self._clock()
+        with transaction(self._ledger.engine) as conn:
+            issued = otp_store.issue(
+                conn,
+                key=self._policy.otp_key,
+                binding=binding_of(transfer),
+                customer_id=r.customer_id,
+                now=now,
+                ttl_s=r.otp_ttl_s,
+                max_attempts=r.otp_max_attempts,
+            )
+            if issued.code is not None:
+                # Same transaction as the challenge: a code exists only if its message does.
+                subject, body = otp_message(transfer, issued.code, r.otp_ttl_s)
+                event = make_event(
+                    "notification.requested",
+                    business_id=transfer_id,
+                    key=transfer_id,
+                    data={
+                        "customer_id": r.customer_id,
+                        "channel": "in_app",
+                        "subject": subject,
+                        "body": body,
+                        "transfer_id": r.transfer_id,
+                    },
+                )
+                insert_events(conn, [event])
+        threshold = self._policy.review_threshold_minor.get(transfer.currency)
+        return InitiateResult(
+            source_currency=transfer.source_currency,
+            destination_currency=transfer.destination_currency,
+            otp_expires_at=issued.expires_at.isoformat(),
+            attempts_left=issued.attempts_left,
+            review_required=threshold is not None and transfer.amount_minor >= threshold,
+        )
+
+    @activity.defn(name="verify_otp")
+    def verify_otp(self, request: VerifyOtpInput) -> VerifyOtpResult:
+        """Check one submitted code (constant-time, single use, attempts counted once)."""
+        with business_errors():
+            transfer = self._ledger.get_transfer(UUID(request.transfer_id))
+        with transaction(self._ledger.engine) as conn:
+            result = otp_store.check(
+                conn,
+                key=self._policy.otp_key,
+                binding=binding_of(transfer),
+                submission_id=request.submission_id,
+                code=request.code,
+                now=self._clock(),
+            )
+        return VerifyOtpResult(outcome=result.outcome, attempts_left=result.attempts_left)
+
+    @activity.defn(name="set_transfer_status")
+    def set_transfer_status(self, request: StatusInput) -> None:
+        with business_errors():
+            self._ledger.transition_transfer(UUID(request.transfer_id), request.status)
+
+    @activity.defn(name="fetch_fx_quote")
+    def fetch_fx_quote(self, request: QuoteInput) -> Quote:
+        """A firm quote, stored so the posting can cite it. Raises quote_unavailable."""
+        with business_errors():
+            quote = firm_quote(
+                self._ledger.engine,
+                self._rates,
+                source=request.source_currency,
+                destination=request.destination_currency,
+                transfer_id=request.transfer_id,
+                now=self._clock(),
+                ttl_s=self._policy.fx_quote_ttl_s,
+            )
+        return Quote(
+            quote_id=quote.quote_id,
+            source_currency=quote.source_currency,
+            destination_currency=quote.destination_currency,
+            rate=str(quote.rate),
+            spread_bps=quote.spread_bps,
+            expires_at=quote.expires_at.isoformat(),
+        )
+
+    @activity.defn(name="post_transfer")
+    def post_transfer(self, request: PostInput) -> PostResult:
+        """Legs + projections + `transfer.posted` + status in one transaction, once per transfer."""
+        fx = None
+        if request.quote is not None:
+            q = request.quote
+            fx = FxQuote(q.quote_id, q.source_currency, q.destination_currency, Decimal(q.rate), q.spread_bps)
+        with business_errors():
+            posting = self._ledger.post_transfer(UUID(request.transfer_id), fx)
+        crash_point("after_post_commit")
+        t = posting.transfer
+        return PostResult(
+            transaction_id=str(posting.transaction_id),
+            source_amount_minor=t.source_amount_minor,
+            destination_amount_minor=t.destination_amount_minor or 0,
+        )
+
+    @activity.defn(name="close_transfer")
+    def close_transfer(self, request: CloseInput) -> None:
+        """Void the hold and record the final status (failed, cancelled, expired, rejected)."""
+        with business_errors():
+            self._ledger.void_transfer_hold(UUID(request.transfer_id), request.status, request.reason)

@@ -1,0 +1,134 @@
+"""Inputs and results of the transfer activities: one frozen dataclass in, one out.
+
+These types are the contract between `workflows/transfer.py` and `activities/transfer.py`;
+they travel through Temporal's history, so they hold only plain values (ids as strings,
+amounts as ints, rates as decimal strings, times as RFC 3339 strings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What the API asks for: the workflow's input."""
+
+    transfer_id: str
+    customer_id: str
+    source_account_id: str
+    destination_account_id: str
+    amount_minor: int
+    currency: str
+    description: str = ""
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class InitiateInput:
+    request: TransferRequest
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class InitiateResult:
+    source_currency: str
+    destination_currency: str
+    otp_expires_at: str
+    attempts_left: int
+    review_required: bool
+
+
+@dataclass(frozen=True)
+class VerifyOtpInput:
+    transfer_id: str
+    # Keys the attempt, so a retried activity reports the first outcome instead of
+    # counting the same wrong code twice.
+    submission_id: str
+    code: str
+
+
+@dataclass(frozen=True)
+class VerifyOtpResult:
+    # accepted | invalid | locked | expired
+    outcome: str
+    attempts_left: int
+
+
+@dataclass(frozen=True)
+class StatusInput:
+    transfer_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QuoteInput:
+    transfer_id: str
+    source_currency: str
+    destination_currency: str
+
+
+@dataclass(frozen=True)
+class Quote:
+    quote_id: str
+    source_currency: str
+    destination_currency: str
+    rate: str
+    spread_bps: int
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class PostInput:
+    transfer_id: str
+    quote: Quote | None = None
+
+
+@dataclass(frozen=True)
+class PostResult:
+    transaction_id: str
+    source_amount_minor: int
+    destination_amount_minor: int
+
+
+@dataclass(frozen=True)
+class CloseInput:
+    """End a transfer that will not post: void its hold and record the final status."""
+
+    transfer_id: str
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OtpSubmission:
+    submission_id: str
+    code: str
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    approved: bool
+    staff_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    at: str
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class TransferState:
+    """What the `state` query returns."""
+
+    transfer_id: str
+    status: str
+    attempts_left: int
+    otp_expires_at: str | None
+    failure_reason: str | None
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    otp_outcomes: dict[str, VerifyOtpResult] = field(default_factory=dict)

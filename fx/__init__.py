@@ -1,0 +1,1 @@
+"""FX rates that ops manage, behind a provider interface, and the firm quotes taken from them."""

@@ -1,0 +1,1 @@
+"""One-time passcodes for strong customer authentication (PSD2 dynamic linking)."""

@@ -1,0 +1,97 @@
+"""Shared set-up for transfer-workflow tests: a ledger, a worker, and a customer's view."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+
+from activities.transfer_io import OtpSubmission, TransferRequest, TransferState
+from ledger.accounts import Account
+from ledger.ids import uuid7
+from ledger.money import Money
+from ledger.service import Ledger
+from workflows.transfer import TransferWorkflow, workflow_id_for
+
+CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "BHD"]
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@dataclass
+class Bank:
+    client: Client
+    ledger: Ledger
+    task_queue: str
+
+    def customer_account(self, currency: str, funded_minor: int = 0) -> Account:
+        account = self.ledger.open_account(uuid7(), currency)
+        if funded_minor:
+            self.ledger.deposit(uuid7(), account.id, Money(funded_minor, currency))
+        return account
+
+    async def start(
+        self,
+        source: Account,
+        destination: Account,
+        amount_minor: int,
+        currency: str | None = None,
+        *,
+        otp_ttl_s: int = 300,
+        transfer_id: UUID | None = None,
+    ) -> tuple[WorkflowHandle[TransferWorkflow, str], TransferState]:
+        assert source.customer_id is not None
+        request = TransferRequest(
+            transfer_id=str(transfer_id or uuid7()),
+            customer_id=str(source.customer_id),
+            source_account_id=str(source.id),
+            destination_account_id=str(destination.id),
+            amount_minor=amount_minor,
+            currency=currency or source.currency,
+            otp_ttl_s=otp_ttl_s,
+        )
+        start = WithStartWorkflowOperation(
+            TransferWorkflow.run,
+            request,
+            id=workflow_id_for(request.transfer_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        state = await self.client.execute_update_with_start_workflow(
+            TransferWorkflow.initiated, start_workflow_operation=start
+        )
+        return await start.workflow_handle(), state
+
+    def otp_code(self, transfer_id: str) -> str:
+        """The code from the transfer's `notification.requested` outbox row (what the customer reads)."""
+        events = [e for e in self.ledger.events_for(UUID(transfer_id)) if e.type == "notification.requested"]
+        assert len(events) == 1, events
+        match = CODE.search(events[0].payload["data"]["body"])
+        assert match is not None
+        return match.group(1)
+
+    async def submit(self, handle: WorkflowHandle[TransferWorkflow, str], code: str) -> str:
+        submission = OtpSubmission(submission_id=uuid.uuid4().hex, code=code)
+        await handle.signal(TransferWorkflow.submit_otp, submission)
+        for _ in range(500):
+            state = await handle.query(TransferWorkflow.state)
+            if submission.submission_id in state.otp_outcomes:
+                return state.otp_outcomes[submission.submission_id].outcome
+            await asyncio.sleep(0.02)
+        raise AssertionError("the workflow never answered the OTP submission")
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+async def result(handle: WorkflowHandle[TransferWorkflow, str]) -> str:
+    return await asyncio.wait_for(handle.result(), timeout=60)
+
+
+ONE_MINUTE = timedelta(minutes=1)

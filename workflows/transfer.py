@@ -1,0 +1,300 @@
+"""The transfer workflow: hold, OTP, review, FX quote, idempotent posting.
+
+Deterministic by construction: no I/O, no wall clock (only `workflow.now()`), no random ids.
+Every decision that needs the database (is the code right? is the quote firm?) is made in an
+activity. The workflow id is `transfer-<transfer id>`, and every activity is keyed on the
+transfer id, never on the run id, so a reset or a retried activity cannot post twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.transfer_io import (
+        CloseInput,
+        InitiateInput,
+        InitiateResult,
+        OtpSubmission,
+        PostInput,
+        PostResult,
+        Quote,
+        QuoteInput,
+        ReviewDecision,
+        StatusInput,
+        TimelineEvent,
+        TransferRequest,
+        TransferState,
+        VerifyOtpInput,
+        VerifyOtpResult,
+    )
+
+TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+SOURCE_CURRENCY = SearchAttributeKey.for_keyword("SourceCurrency")
+DESTINATION_CURRENCY = SearchAttributeKey.for_keyword("DestinationCurrency")
+AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
+
+# Infrastructure failures (database restarts, worker crashes) retry with backoff, bounded so a
+# transfer never retries forever; business failures are non-retryable ApplicationErrors.
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=30,
+)
+DB_TIMEOUT = timedelta(seconds=15)
+QUOTE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+
+
+def workflow_id_for(transfer_id: str) -> str:
+    return f"transfer-{transfer_id}"
+
+
+def business_error(err: BaseException) -> ApplicationError | None:
+    """The non-retryable application error inside an activity failure, if that is what it was."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
+
+
+@workflow.defn(name="Transfer")
+class TransferWorkflow:
+    def __init__(self) -> None:
+        self._request: TransferRequest | None = None
+        self._status = "initiating"
+        self._attempts_left = 0
+        self._otp_expires_at: str | None = None
+        self._failure_reason: str | None = None
+        self._initiated: InitiateResult | None = None
+        self._initiation_error: ApplicationError | None = None
+        self._submissions: list[OtpSubmission] = []
+        self._otp_outcomes: dict[str, VerifyOtpResult] = {}
+        self._cancel_requested = False
+        self._review: ReviewDecision | None = None
+        self._timeline: list[TimelineEvent] = []
+
+    # -- the run ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: TransferRequest) -> str:
+        self._request = request
+        self._attempts_left = request.otp_max_attempts
+        workflow.upsert_search_attributes(
+            [
+                TRANSFER_STATUS.value_set(self._status),
+                CUSTOMER_ID.value_set(request.customer_id),
+                AMOUNT_MINOR.value_set(request.amount_minor),
+            ]
+        )
+        try:
+            initiated = await workflow.execute_activity(
+                "initiate_transfer",
+                InitiateInput(request=request, workflow_id=workflow.info().workflow_id),
+                result_type=InitiateResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        except ActivityError as err:
+            app = business_error(err)
+            if app is None:
+                raise
+            # Nothing was held: the ledger refused the transfer before placing the hold.
+            self._initiation_error = app
+            self._failure_reason = app.type
+            self._set_status("failed", app.type or "")
+            return self._status
+
+        self._initiated = initiated
+        self._otp_expires_at = initiated.otp_expires_at
+        self._attempts_left = initiated.attempts_left
+        self._upsert_currency_attributes(initiated)
+        self._set_status("pending_otp")
+
+        outcome = await self._await_otp(request, initiated)
+        if outcome is not None:
+            return await self._close(outcome[0], outcome[1])
+
+        if initiated.review_required:
+            await self._mark("in_review")
+            await workflow.wait_condition(lambda: self._review is not None)
+            assert self._review is not None
+            if not self._review.approved:
+                return await self._close("rejected", self._review.reason or "rejected")
+            self._record("review_approved", self._review.staff_id)
+
+        await self._mark("processing")
+        quote: Quote | None = None
+        if initiated.source_currency != initiated.destination_currency:
+            try:
+                quote = await self._firm_quote(request, initiated)
+            except ActivityError:
+                # The quote retry policy is short and bounded: after it, there is no quote.
+                return await self._close("failed", "quote_unavailable")
+
+        try:
+            posted = await workflow.execute_activity(
+                "post_transfer",
+                PostInput(transfer_id=request.transfer_id, quote=quote),
+                result_type=PostResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        except ActivityError as err:
+            app = business_error(err)
+            if app is None:
+                raise
+            return await self._close("failed", app.type or "posting_refused")
+        self._set_status("posted", posted.transaction_id)
+        return self._status
+
+    async def _await_otp(self, request: TransferRequest, initiated: InitiateResult) -> tuple[str, str] | None:
+        """Wait for a valid code; returns (final status, reason) if the transfer must end instead."""
+        expires_at = datetime.fromisoformat(initiated.otp_expires_at)
+        while True:
+            remaining = (expires_at - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return ("expired", "otp_expired")
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._submissions) or self._cancel_requested,
+                    timeout=timedelta(seconds=remaining),
+                    timeout_summary="otp-ttl",
+                )
+            except TimeoutError:
+                return ("expired", "otp_expired")
+            if self._cancel_requested:
+                return ("cancelled", "cancelled_by_customer")
+            submission = self._submissions.pop(0)
+            result = await workflow.execute_activity(
+                "verify_otp",
+                VerifyOtpInput(
+                    transfer_id=request.transfer_id, submission_id=submission.submission_id, code=submission.code
+                ),
+                result_type=VerifyOtpResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            self._otp_outcomes[submission.submission_id] = result
+            self._attempts_left = result.attempts_left
+            self._record(f"otp_{result.outcome}", f"attempts_left={result.attempts_left}")
+            if result.outcome == "accepted":
+                # Codes queued behind the accepted one are answered, not silently dropped.
+                for late in self._submissions:
+                    self._otp_outcomes[late.submission_id] = VerifyOtpResult("already_approved", result.attempts_left)
+                self._submissions.clear()
+                return None
+            if result.outcome == "locked":
+                return ("failed", "otp_locked")
+            if result.outcome == "expired":
+                return ("expired", "otp_expired")
+
+    async def _firm_quote(self, request: TransferRequest, initiated: InitiateResult) -> Quote:
+        quote_input = QuoteInput(
+            transfer_id=request.transfer_id,
+            source_currency=initiated.source_currency,
+            destination_currency=initiated.destination_currency,
+        )
+        quote = await workflow.execute_activity(
+            "fetch_fx_quote",
+            quote_input,
+            result_type=Quote,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=QUOTE_RETRY,
+        )
+        # A quote that expired while we waited is not firm any more: fetch a new one.
+        if datetime.fromisoformat(quote.expires_at) <= workflow.now():
+            self._record("fx_quote_expired", quote.quote_id)
+            quote = await workflow.execute_activity(
+                "fetch_fx_quote",
+                quote_input,
+                result_type=Quote,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=QUOTE_RETRY,
+            )
+        self._record("fx_quoted", f"{quote.quote_id} rate={quote.rate}")
+        return quote
+
+    async def _mark(self, status: str) -> None:
+        assert self._request is not None
+        await workflow.execute_activity(
+            "set_transfer_status",
+            StatusInput(transfer_id=self._request.transfer_id, status=status),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self._set_status(status)
+
+    async def _close(self, status: str, reason: str) -> str:
+        """Void the hold and record the final status; every non-posted end comes here."""
+        assert self._request is not None
+        await workflow.execute_activity(
+            "close_transfer",
+            CloseInput(transfer_id=self._request.transfer_id, status=status, reason=reason),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        if status != "cancelled":
+            self._failure_reason = reason
+        self._set_status(status, reason)
+        return self._status
+
+    # -- signals, updates, queries --------------------------------------------------------
+
+    @workflow.signal(name="submit_otp")
+    def submit_otp(self, submission: OtpSubmission) -> None:
+        if self._status in ("initiating", "pending_otp") and submission.submission_id not in self._otp_outcomes:
+            self._submissions.append(submission)
+        elif submission.submission_id not in self._otp_outcomes:
+            self._otp_outcomes[submission.submission_id] = VerifyOtpResult("not_pending", self._attempts_left)
+
+    @workflow.signal(name="cancel")
+    def cancel(self) -> None:
+        if self._status in ("initiating", "pending_otp"):
+            self._cancel_requested = True
+
+    @workflow.signal(name="review")
+    def review(self, decision: ReviewDecision) -> None:
+        if self._status == "in_review" and self._review is None:
+            self._review = decision
+
+    @workflow.update(name="initiated")
+    async def initiated(self) -> TransferState:
+        """Returns once the hold decision is known (used by the API with update-with-start)."""
+        await workflow.wait_condition(lambda: self._status != "initiating")
+        return self.state()
+
+    @workflow.query(name="state")
+    def state(self) -> TransferState:
+        return TransferState(
+            transfer_id=self._request.transfer_id if self._request else "",
+            status=self._status,
+            attempts_left=self._attempts_left,
+            otp_expires_at=self._otp_expires_at,
+            failure_reason=self._failure_reason,
+            timeline=list(self._timeline),
+            otp_outcomes=dict(self._otp_outcomes),
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _record(self, event: str, detail: str = "") -> None:
+        self._timeline.append(TimelineEvent(at=workflow.now().isoformat(), event=event, detail=detail))
+
+    def _set_status(self, status: str, detail: str = "") -> None:
+        self._status = status
+        self._record(status, detail)
+        workflow.upsert_search_attributes([TRANSFER_STATUS.value_set(status)])
+
+    def _upsert_currency_attributes(self, initiated: InitiateResult) -> None:
+        workflow.upsert_search_attributes(
+            [
+                SOURCE_CURRENCY.value_set(initiated.source_currency),
+                DESTINATION_CURRENCY.value_set(initiated.destination_currency),
+            ]
+        )

@@ -39,7 +39,7 @@ from ledger.fx import FxQuote
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
 from ledger.service import Ledger
-from ledger.transfers import Transfer
+from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
 from otp.codes import Binding
 
@@ -174,6 +174,11 @@ class TransferActivities:
                 code=request.code,
                 now=self._clock(),
             )
+            if result.outcome == "accepted":
+                # Approval and the status change commit together: a crash between them
+                # cannot leave an approved transfer looking as if it still waits for a code.
+                with business_errors():
+                    transition_transfer(conn, transfer.id, TransferStatus(request.next_status), None)
         return VerifyOtpResult(outcome=result.outcome, attempts_left=result.attempts_left)
 
     @activity.defn(name="set_transfer_status")

@@ -47,6 +47,9 @@ class VerifyOtpInput:
     # counting the same wrong code twice.
     submission_id: str
     code: str
+    # Where an accepted code moves the transfer, in the same transaction as the check:
+    # `processing`, or `in_review` when the amount needs ops review.
+    next_status: str = "processing"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class CloseInput:
 class OtpSubmission:
     submission_id: str
     code: str
+    # Where an accepted code moves the transfer, in the same transaction as the check:
+    # `processing`, or `in_review` when the amount needs ops review.
+    next_status: str = "processing"
 
 
 @dataclass(frozen=True)

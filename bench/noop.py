@@ -1,0 +1,40 @@
+"""The floor of the workflow benchmark: a bare workflow with one no-op activity."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+
+@activity.defn(name="noop")
+async def noop(value: str) -> str:
+    return value
+
+
+@workflow.defn(name="Noop")
+class NoopWorkflow:
+    @workflow.run
+    async def run(self, value: str) -> str:
+        return await workflow.execute_activity(noop, value, start_to_close_timeout=timedelta(seconds=10))
+
+
+async def main() -> None:
+    client = await Client.connect(os.environ["LEDGERFLOW_TEMPORAL_ADDRESS"])
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with Worker(
+        client, task_queue=os.environ["LEDGERFLOW_TEMPORAL_TASK_QUEUE"], workflows=[NoopWorkflow], activities=[noop]
+    ):
+        print("worker ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,112 @@
+"""A throwaway embedded stack on free ports under a temporary directory.
+
+Used by the test session and the benchmarks: it never touches a developer's running stack,
+and each part starts only when first asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.settings import Settings
+from stack import postgres
+from stack.launcher import Stack
+from stack.service import Service, StackError, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    bin_dir: Path
+
+    def url(self, dbname: str) -> str:
+        return postgres.database_url(host=self.host, port=self.port, dbname=dbname)
+
+
+class EphemeralStack:
+    """Lazily started parts of one embedded stack, stopped at session end."""
+
+    def __init__(self, home: Path) -> None:
+        ports = [free_port() for _ in range(6)]
+        self.settings = Settings(
+            home=home,
+            host="127.0.0.1",
+            pg_port=ports[0],
+            temporal_address=f"127.0.0.1:{ports[1]}",
+            temporal_ui_port=ports[2],
+            kafka_bootstrap=f"127.0.0.1:{ports[3]}",
+            kafka_controller_port=ports[4],
+            api_port=ports[5],
+        )
+        self.stack = Stack(self.settings, log=lambda message: None)
+        self.services: dict[str, Service] = {}
+
+    def _start(self, name: str, build: Callable[[], Service], ports: Callable[[], dict[str, object]]) -> Service:
+        """Start a part; if it fails (another process may have taken a "free" port between
+        our probe and its bind), retry once on fresh ports."""
+        if name in self.services:
+            return self.services[name]
+        for attempt in range(2):
+            service = build()
+            try:
+                self.stack.start(service, "[test]")
+            except StackError:
+                service.stop()
+                if attempt == 1:
+                    raise
+                self.settings = self.settings.model_copy(update=ports())
+                self.stack.settings = self.settings
+                continue
+            self.services[name] = service
+            break
+        return self.services[name]
+
+    def postgres(self) -> PgServer:
+        self._start("postgres", self.stack.postgres, lambda: {"pg_port": free_port()})
+        return PgServer(self.settings.host, self.settings.pg_port, postgres.pg_bin_dir())
+
+    def temporal(self) -> str:
+        self._start(
+            "temporal",
+            lambda: self.stack.temporal(headless=True),
+            lambda: {"temporal_address": f"127.0.0.1:{free_port()}", "temporal_ui_port": free_port()},
+        )
+        return self.settings.temporal_address
+
+    def kafka(self) -> str:
+        from stack import kafka
+
+        def build() -> Service:
+            # Jars are a cache, not data: share the repo's download instead of resolving again.
+            libs = kafka.ensure_kafka_libs(REPO / ".ledgerflow" / "kafka-dist")
+            return kafka.kafka_service(
+                home=self.settings.home / "kafka",
+                libs=libs,
+                host=self.settings.host,
+                port=self.settings.kafka_port,
+                controller_port=self.settings.kafka_controller_port,
+                log_path=self.settings.home / "logs" / "kafka.log",
+            )
+
+        self._start(
+            "kafka",
+            build,
+            lambda: {"kafka_bootstrap": f"127.0.0.1:{free_port()}", "kafka_controller_port": free_port()},
+        )
+        return self.settings.kafka_bootstrap
+
+    def restart(self, name: str) -> None:
+        """Stop and start one part on the same data (for fault-injection tests)."""
+        service = self.services[name]
+        service.stop()
+        service.start()
+        service.wait_ready()
+
+    def close(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()

@@ -1,4 +1,4 @@
-"""The FastAPI application: service endpoints now; the /v1 and /ops/v1 realms mount here."""
+"""The FastAPI application: service endpoints, the customer realm /v1 and the staff realm /ops/v1."""
 
 from __future__ import annotations
 
@@ -7,45 +7,24 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from sqlalchemy import create_engine
-from temporalio.client import Client
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
-from api import problems, readiness
-from config.settings import get_settings
+from api import idempotency, problems, readiness
+from api.metrics import LATENCY, REQUESTS
+from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS
+from api.runtime import Runtime
+from api.schemas import ProblemDoc
 
 log = logging.getLogger("ledgerflow.api")
 
-REQUESTS = Counter("ledgerflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("ledgerflow_http_request_seconds", "HTTP request latency", ["method", "route"])
-
-
-class Runtime:
-    """Process-wide handles, built once at start-up."""
-
-    def __init__(self) -> None:
-        settings = get_settings()
-        self.settings = settings
-        self.engine = create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size, pool_pre_ping=True)
-        self.kafka_admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        self.temporal: Client | None = None
-
-    async def temporal_client(self) -> Client | None:
-        # Connect lazily and retry on each call: the API must start (and say "not ready")
-        # even while Temporal is down.
-        if self.temporal is None:
-            try:
-                self.temporal = await asyncio.wait_for(
-                    Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace),
-                    timeout=3,
-                )
-            except Exception as err:
-                log.warning("temporal not reachable yet: %s", type(err).__name__)
-        return self.temporal
+CUSTOMER_PREFIX = "/v1"
+OPS_PREFIX = "/ops/v1"
 
 
 @asynccontextmanager
@@ -53,18 +32,63 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = Runtime()
     app.state.runtime = runtime
     await runtime.temporal_client()
+    try:
+        # Housekeeping that must not stop the API from starting (the database may be down).
+        await run_in_threadpool(idempotency.purge_expired, runtime.engine)
+    except Exception as err:
+        log.warning("idempotency purge skipped: %s", type(err).__name__)
     yield
-    runtime.engine.dispose()
+    runtime.close()
+
+
+def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """OpenAPI where every error response is documented as application/problem+json (what the
+    API really sends), instead of FastAPI's default 422 HTTPValidationError shape."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = ProblemDoc.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                for status, response in list(responses.items()):
+                    if status.isdigit() and int(status) >= 400:
+                        response["content"] = problem
+                responses.setdefault("default", {"description": "Problem (RFC 9457)", "content": problem})
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Ledgerflow", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Ledgerflow",
+        version="0.1.0",
+        description="Money transfers on a double-entry ledger. Customer realm /v1, staff realm /ops/v1.",
+        lifespan=lifespan,
+    )
     problems.install(app)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         t0 = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            # Anything that escaped the handlers: a problem document, never a trace or SQL.
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = problems.problem_response(
+                500, "internal_error", "Internal server error", "Something went wrong on our side. Try again."
+            )
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         LATENCY.labels(request.method, path).observe(time.perf_counter() - t0)
@@ -94,10 +118,16 @@ def create_app() -> FastAPI:
             )
         return JSONResponse(body)
 
-    @app.get("/metrics", tags=["service"])
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
+    for router in CUSTOMER_ROUTERS:
+        app.include_router(router, prefix=CUSTOMER_PREFIX)
+    for router in OPS_ROUTERS:
+        app.include_router(router, prefix=OPS_PREFIX)
+
+    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app
 
 

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-PROBLEM_JSON = "application/problem+json"
+PROBLEM_JSON: Final = "application/problem+json"
+log = logging.getLogger("ledgerflow.api")
 
 
 class Problem(Exception):
     """An error to answer with; raise it from any route."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail or title
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
-def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int, code: str, title: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": f"https://ledgerflow.dev/problems/{code}",
         "title": title,
@@ -33,27 +48,49 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
         "code": code,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
-_STATUS_CODES = {
+def not_found(what: str = "resource", code: str = "not_found") -> Problem:
+    return Problem(404, code, "Not found", f"No such {what}.")
+
+
+_STATUS_CODES: Final = {
+    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+# Body fields whose validation failures have their own contract code instead of validation_error.
+_FIELD_CODES: Final = {"amount_minor": ("invalid_amount", "amount_minor must be a positive integer of minor units")}
+
+
+def _validation_code(errors: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The contract code when every error is about one field that has its own code."""
+    fields = {e["loc"][1] if len(e["loc"]) >= 2 and e["loc"][0] in ("body", "query") else None for e in errors}
+    if len(fields) == 1:
+        field = fields.pop()
+        return None if field is None else _FIELD_CODES.get(field)
+    return None
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        # Only the location and message: pydantic's `input` would echo secrets (passwords, OTPs).
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        special = _validation_code(errors)
+        if special is not None:
+            return problem_response(422, special[0], "Invalid amount", special[1], errors=errors)
         return problem_response(
             422,
             "validation_error",
@@ -65,14 +102,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail))
+        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never leak a stack trace or SQL: log it server-side, answer with a stable code.
-        import logging
-
-        logging.getLogger("ledgerflow.api").exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500,
             "internal_error",

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# System packages the project needs beyond Python: a JDK (Kafka runs on the JVM) and Maven
-# (resolves Kafka's jars from Maven Central). Installs only what is missing, with apt.
+# System packages the project needs beyond Python: a JDK (Kafka runs on the JVM), Maven
+# (resolves Kafka's jars from Maven Central) and Debian's Chromium (the portal tests drive it
+# with Playwright; Playwright's own browser download cannot work offline). Installs only what
+# is missing, with apt.
 set -euo pipefail
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

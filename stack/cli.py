@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import signal
 import sys
 import threading
@@ -62,6 +63,33 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff_create(args: argparse.Namespace) -> int:
+    from api.seed import StaffExists, create_staff
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.email}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        staff_id = create_staff(Settings().sqlalchemy_url, args.email, password, args.role)
+    except StaffExists:
+        print(f"ledgerflow: staff {args.email} already exists", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"ledgerflow: {err}", file=sys.stderr)
+        return 1
+    print(f"created staff {args.email} ({args.role}), id {staff_id}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from api.seed import seed_dev
+
+    seed_dev(Settings().sqlalchemy_url)
+    print("dev seed in place")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledgerflow", description="Ledgerflow money-transfer engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations to LEDGERFLOW_DATABASE_URL").set_defaults(
         func=cmd_migrate
     )
+    sub.add_parser("seed", help="create the dev admin and house accounts if missing").set_defaults(func=cmd_seed)
+    staff = sub.add_parser("staff", help="manage staff users").add_subparsers(dest="staff_command", required=True)
+    create = staff.add_parser("create", help="create a staff user (password read from the terminal or stdin)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True, choices=["operator", "approver", "auditor", "admin"])
+    create.set_defaults(func=cmd_staff_create)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

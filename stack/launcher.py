@@ -165,7 +165,10 @@ class Stack:
         from ledger.migrate import upgrade
 
         upgrade(self.database_url)
-        self.log(f"{step} postgresql: migrations applied")
+        from api.seed import seed_dev
+
+        seed_dev(self.database_url)
+        self.log(f"{step} postgresql: migrations applied, dev seed in place (admin@ledgerflow.local)")
 
     def up(self, *, with_apps: bool = True) -> None:
         """Start every part in order; on any failure stop what was started and re-raise.

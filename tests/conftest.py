@@ -7,8 +7,11 @@ for it (a pure unit test starts nothing) and everything stops when the session e
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,12 +24,16 @@ TestStack.__test__ = False  # type: ignore[attr-defined]  # not a test class
 
 
 @pytest.fixture(scope="session")
-def test_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EphemeralStack]:
-    stack = EphemeralStack(tmp_path_factory.mktemp("stack"))
+def test_stack() -> Iterator[EphemeralStack]:
+    # Not under pytest's basetemp: pytest keeps /tmp/pytest-of-<user> private (0700), which the
+    # unprivileged PostgreSQL user could not traverse when two test sessions overlap.
+    home = Path(tempfile.mkdtemp(prefix="ledgerflow-test-"))
+    stack = EphemeralStack(home)
     try:
         yield stack
     finally:
         stack.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -130,3 +130,20 @@ def test_missing_jdk_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "java" in result.stderr.lower() or "jdk" in result.stderr.lower()
     assert "install" in result.stderr.lower()
+
+
+def test_staff_create_cli(migrated_db_url: str) -> None:
+    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url}
+    cmd = [sys.executable, "-m", "stack.cli", "staff", "create", "--email", "ops@example.test", "--role", "operator"]
+    first = subprocess.run(cmd, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "created staff ops@example.test (operator)" in first.stdout
+    again = subprocess.run(cmd, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    short = subprocess.run(
+        [*cmd[:-4], "--email", "x@example.test", "--role", "admin"], env=env, cwd=REPO, input="short\n",
+        capture_output=True, text=True,
+    )
+    assert short.returncode == 1
+    assert "at least 8" in short.stderr

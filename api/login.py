@@ -1,0 +1,89 @@
+"""The password login shared by both realms: throttle, verify, issue a token, audit."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from fastapi import Request
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from api import audit, metrics, security, throttle
+from api.deps import client_ip
+from api.problems import Problem
+from api.schemas import Token
+
+_TABLES: Final = {security.CUSTOMER: "customers", security.STAFF: "staff"}
+
+
+def login(engine: Engine, request: Request, realm: str, username: str, password: str) -> Token:
+    """Exchange username and password for a bearer token of `realm`.
+
+    Raises:
+        Problem: 429 too_many_attempts (window full), 401 invalid_credentials.
+    """
+    ip = client_ip(request)
+    table = _TABLES[realm]
+    outcome: str
+    issued: security.IssuedToken | None = None
+    retry_after: int | None = None
+    # One transaction, and no exception raised inside it: the failure row must be committed.
+    with engine.begin() as conn:
+        retry_after = throttle.retry_after_s(conn, realm, username, ip)
+        if retry_after is not None:
+            outcome = "throttled"
+            principal = None
+        else:
+            principal = conn.execute(
+                text(f"SELECT id, email, password_hash FROM {table} WHERE lower(email) = lower(:u)"),
+                {"u": username.replace("\x00", "")},
+            ).first()
+            if security.verify_password(principal.password_hash if principal else None, password):
+                assert principal is not None
+                outcome = "ok"
+                throttle.clear(conn, realm, username)
+                issued = security.issue_token(conn, realm, principal.id)
+            else:
+                outcome = "invalid_credentials"
+                throttle.record_failure(conn, realm, username, ip)
+        # Staff logins are audited either way; customer logins only when refused.
+        if outcome != "ok" or realm == security.STAFF:
+            actor = (
+                audit.Actor(realm, str(principal.id), principal.email)
+                if principal is not None
+                else audit.Actor("anonymous", None, throttle.normalise(username))
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                action=f"{realm}.login",
+                outcome="ok" if outcome == "ok" else "denied",
+                target_type=realm,
+                target_id=None if principal is None else principal.id,
+                detail=None if outcome == "ok" else {"reason": outcome},
+                ip=ip,
+            )
+    metrics.LOGINS.labels(realm, outcome).inc()
+    if outcome == "throttled":
+        raise Problem(
+            429,
+            "too_many_attempts",
+            "Too many attempts",
+            "Too many failed logins; try again later.",
+            headers={"Retry-After": str(retry_after)},
+        )
+    if issued is None:
+        raise Problem(
+            401,
+            "invalid_credentials",
+            "Invalid credentials",
+            "The username or password is not correct.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Token(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+def logout(engine: Engine, token: str | None) -> None:
+    if token:
+        with engine.begin() as conn:
+            security.revoke_token(conn, token)

@@ -1,0 +1,41 @@
+"""Routers of both realms. Each module holds one small router; `CUSTOMER_ROUTERS` mount under
+/v1 and `OPS_ROUTERS` under /ops/v1. A new feature (ops reversals, reconciliation) adds its
+module here, e.g. `api/routes/ops_reversals.py` appended to OPS_ROUTERS."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes import (
+    accounts,
+    customers,
+    fx,
+    notifications,
+    ops_accounts,
+    ops_audit,
+    ops_auth,
+    ops_customers,
+    ops_deposits,
+    ops_fx,
+    ops_staff,
+    ops_transfers,
+    transfers,
+)
+
+CUSTOMER_ROUTERS: list[APIRouter] = [
+    customers.router,
+    accounts.router,
+    transfers.router,
+    notifications.router,
+    fx.router,
+]
+OPS_ROUTERS: list[APIRouter] = [
+    ops_auth.router,
+    ops_staff.router,
+    ops_customers.router,
+    ops_accounts.router,
+    ops_deposits.router,
+    ops_transfers.router,
+    ops_fx.router,
+    ops_audit.router,
+]

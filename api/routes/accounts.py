@@ -1,0 +1,105 @@
+"""The customer's accounts: open, list, read, balance (now or as of an instant), entries (/v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from api import audit, schemas, views
+from api.deps import CurrentCustomer, CustomerPrincipal, EngineDep, LedgerDep, record_foreign_access
+from api.errors import ledger_errors, refusal
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from ledger.accounts import Account, AccountKind
+from ledger.errors import AccountNotFound, UnsupportedCurrency
+from ledger.ids import uuid7
+from ledger.money import validate_currency
+from ledger.service import Ledger
+
+router = APIRouter(tags=["customer: accounts"])
+
+
+def owned_account(ledger: Ledger, customer: CustomerPrincipal, account_id: UUID) -> Account:
+    """The account if it is the customer's; 404 account_not_found otherwise (no existence leak).
+
+    Raises:
+        Problem: 404 account_not_found.
+    """
+    try:
+        account = ledger.get_account(account_id)
+    except AccountNotFound as err:
+        raise refusal("account_not_found", "No such account.") from err
+    if account.kind is not AccountKind.CUSTOMER or account.customer_id != customer.id:
+        record_foreign_access(ledger.engine, customer, "account", account_id)
+        raise refusal("account_not_found", "No such account.")
+    return account
+
+
+@router.post("/accounts", status_code=201, response_model=schemas.Account)
+def open_account(
+    body: schemas.AccountIn, customer: CurrentCustomer, ledger: LedgerDep, engine: EngineDep, response: Response
+) -> schemas.Account:
+    try:
+        currency = validate_currency(body.currency)
+    except UnsupportedCurrency as err:
+        raise refusal("unsupported_currency", f"{body.currency!r} is not a currency this ledger keeps.") from err
+    with ledger_errors():
+        account = ledger.open_account(customer.id, currency, label=body.label, account_id=uuid7())
+        view = views.account_with_balance(ledger, account)
+    response.headers["ETag"] = views.etag(account.version)
+    response.headers["Location"] = f"/v1/accounts/{account.id}"
+    with engine.begin() as conn:
+        audit.record(
+            conn,
+            actor=customer.actor,
+            action="account.open",
+            target_type="account",
+            target_id=account.id,
+            after=views.dump(view),
+        )
+    return view
+
+
+@router.get("/accounts", response_model=schemas.Page[schemas.Account])
+def list_accounts(customer: CurrentCustomer, ledger: LedgerDep) -> schemas.Page[schemas.Account]:
+    # A customer has a handful of accounts: one page holds them all.
+    with ledger_errors():
+        items = [views.account_with_balance(ledger, a) for a in ledger.list_accounts(customer.id)]
+    return schemas.Page[schemas.Account](items=items, next_cursor=None)
+
+
+@router.get("/accounts/{account_id}", response_model=schemas.Account)
+def get_account(account_id: UUID, customer: CurrentCustomer, ledger: LedgerDep, response: Response) -> schemas.Account:
+    account = owned_account(ledger, customer, account_id)
+    with ledger_errors():
+        view = views.account_with_balance(ledger, account)
+    response.headers["ETag"] = views.etag(account.version)
+    return view
+
+
+@router.get("/accounts/{account_id}/balance", response_model=schemas.Balance)
+def get_balance(
+    account_id: UUID,
+    customer: CurrentCustomer,
+    ledger: LedgerDep,
+    as_of: Annotated[datetime | None, Query(description="RFC 3339 instant; default now")] = None,
+) -> schemas.Balance:
+    owned_account(ledger, customer, account_id)
+    with ledger_errors():
+        return views.balance(ledger.balance(account_id, views.utc(as_of)))
+
+
+@router.get("/accounts/{account_id}/entries", response_model=schemas.Page[schemas.Entry])
+def list_entries(
+    account_id: UUID,
+    customer: CurrentCustomer,
+    ledger: LedgerDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> schemas.Page[schemas.Entry]:
+    owned_account(ledger, customer, account_id)
+    with ledger_errors():
+        page = ledger.statement(account_id, limit, cursor or None)
+    return schemas.Page[schemas.Entry](items=[views.entry(e) for e in page.items], next_cursor=page.next_cursor)

@@ -1,0 +1,61 @@
+"""Customer sign-up, login, logout and profile (/v1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from api import login as login_mod
+from api import schemas, security
+from api.deps import CurrentCustomer, DbConn, EngineDep, customer_scheme, reject_foreign_token
+from api.problems import Problem
+from ledger.ids import uuid7
+
+router = APIRouter(tags=["customer: auth"])
+
+
+@router.post("/signup", status_code=201, response_model=schemas.Customer, dependencies=[Depends(reject_foreign_token)])
+def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
+    customer_id = uuid7()
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                text(
+                    "INSERT INTO customers (id, email, full_name, password_hash) VALUES (:id, :e, :n, :h) "
+                    "RETURNING id, email, full_name, created_at"
+                ),
+                {
+                    "id": customer_id,
+                    "e": body.email.strip(),
+                    "n": body.full_name,
+                    "h": security.hash_password(body.password),
+                },
+            ).one()
+    except IntegrityError as err:
+        raise Problem(409, "email_taken", "E-mail taken", "An account with this e-mail already exists.") from err
+    return schemas.Customer(customer_id=row.id, email=row.email, full_name=row.full_name, created_at=row.created_at)
+
+
+@router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])
+def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, engine: EngineDep) -> schemas.Token:
+    return login_mod.login(engine, request, security.CUSTOMER, form.username, form.password)
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response)
+def logout(
+    customer: CurrentCustomer, engine: EngineDep, bearer: Annotated[str | None, Depends(customer_scheme)]
+) -> Response:
+    login_mod.logout(engine, bearer)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=schemas.Customer)
+def me(customer: CurrentCustomer, conn: DbConn) -> schemas.Customer:
+    row = conn.execute(
+        text("SELECT id, email, full_name, created_at FROM customers WHERE id = :id"), {"id": customer.id}
+    ).one()
+    return schemas.Customer(customer_id=row.id, email=row.email, full_name=row.full_name, created_at=row.created_at)

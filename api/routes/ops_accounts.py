@@ -1,0 +1,96 @@
+"""Accounts as staff see them (/ops/v1/accounts): read with ETag, change status with If-Match.
+
+The ETag is the account's version; a PATCH is a compare-and-set on it in the ledger, so two
+operators acting on the same stale view cannot both win: the second gets 412.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request, Response
+
+from api import audit, schemas, views
+from api.deps import AnyStaff, EngineDep, LedgerDep, Operator, client_ip
+from api.errors import ledger_errors, refusal
+from api.problems import Problem
+from ledger.errors import AccountNotFound, IllegalTransition, VersionConflict
+
+router = APIRouter(tags=["ops: accounts"])
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+def _expected_version(if_match: str | None) -> int:
+    """The version an If-Match names.
+
+    Raises:
+        Problem: 428 precondition_required (missing), 412 version_conflict (not one of our ETags).
+    """
+    if if_match is None or not if_match.strip():
+        raise Problem(
+            428, "precondition_required", "Precondition required", 'Send If-Match with the ETag you read ("<version>").'
+        )
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise Problem(412, "version_conflict", "Version conflict", "If-Match does not name a current version.")
+    return int(match.group(1))
+
+
+@router.get("/accounts/{account_id}", response_model=schemas.Account)
+def get_account(account_id: UUID, staff: AnyStaff, ledger: LedgerDep, response: Response) -> schemas.Account:
+    try:
+        account = ledger.get_account(account_id)
+    except AccountNotFound as err:
+        raise refusal("account_not_found", "No such account.") from err
+    with ledger_errors():
+        view = views.account_with_balance(ledger, account)
+    response.headers["ETag"] = views.etag(account.version)
+    return view
+
+
+@router.patch("/accounts/{account_id}", response_model=schemas.Account)
+def patch_account(
+    account_id: UUID,
+    body: schemas.AccountPatch,
+    staff: Operator,
+    ledger: LedgerDep,
+    engine: EngineDep,
+    request: Request,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
+) -> schemas.Account:
+    expected = _expected_version(if_match)
+    try:
+        before = ledger.get_account(account_id)
+    except AccountNotFound as err:
+        raise refusal("account_not_found", "No such account.") from err
+    try:
+        after = ledger.set_account_status(account_id, body.status, expected)
+    except VersionConflict as err:
+        raise Problem(
+            412,
+            "version_conflict",
+            "Version conflict",
+            "The account changed since you read it; read it again.",
+            current_version=err.actual,
+        ) from err
+    except IllegalTransition as err:
+        raise Problem(409, "illegal_transition", "Not allowed", str(err)) from err
+    with ledger_errors():
+        view = views.account_with_balance(ledger, after)
+    with engine.begin() as conn:
+        audit.record(
+            conn,
+            actor=staff.actor,
+            action="account.status_change",
+            target_type="account",
+            target_id=account_id,
+            before={"status": before.status.value, "version": before.version},
+            after={"status": after.status.value, "version": after.version},
+            ip=client_ip(request),
+        )
+    response.headers["ETag"] = views.etag(after.version)
+    return view

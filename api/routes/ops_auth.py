@@ -1,0 +1,25 @@
+"""Staff login and logout (/ops/v1/auth)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api import login as login_mod
+from api import schemas, security
+from api.deps import AnyStaff, EngineDep, reject_foreign_token, staff_scheme
+
+router = APIRouter(tags=["ops: auth"])
+
+
+@router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])
+def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, engine: EngineDep) -> schemas.Token:
+    return login_mod.login(engine, request, security.STAFF, form.username, form.password)
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response)
+def logout(staff: AnyStaff, engine: EngineDep, bearer: Annotated[str | None, Depends(staff_scheme)]) -> Response:
+    login_mod.logout(engine, bearer)
+    return Response(status_code=204)

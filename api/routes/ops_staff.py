@@ -1,0 +1,52 @@
+"""Staff accounts (/ops/v1/staff): admins create them; anyone signed in can see who they are."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from api import audit, schemas, security
+from api.deps import Admin, AnyStaff, DbConn, EngineDep, client_ip
+from api.problems import Problem
+from ledger.ids import uuid7
+
+router = APIRouter(tags=["ops: staff"])
+
+
+def insert_staff(conn: Connection, *, email: str, password: str, role: str, created_by: object | None) -> schemas.Staff:
+    """Raises: IntegrityError when the e-mail is taken."""
+    row = conn.execute(
+        text(
+            "INSERT INTO staff (id, email, password_hash, role, created_by) VALUES (:id, :e, :h, :r, :by) "
+            "RETURNING id, email, role, created_at"
+        ),
+        {"id": uuid7(), "e": email.strip(), "h": security.hash_password(password), "r": role, "by": created_by},
+    ).one()
+    return schemas.Staff(staff_id=row.id, email=row.email, role=row.role, created_at=row.created_at)
+
+
+@router.post("/staff", status_code=201, response_model=schemas.Staff)
+def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request: Request) -> schemas.Staff:
+    try:
+        with engine.begin() as conn:
+            staff = insert_staff(conn, email=body.email, password=body.password, role=body.role, created_by=admin.id)
+            audit.record(
+                conn,
+                actor=admin.actor,
+                action="staff.create",
+                target_type="staff",
+                target_id=staff.staff_id,
+                after=staff.model_dump(mode="json"),
+                ip=client_ip(request),
+            )
+    except IntegrityError as err:
+        raise Problem(409, "email_taken", "E-mail taken", "A staff member with this e-mail already exists.") from err
+    return staff
+
+
+@router.get("/staff/me", response_model=schemas.Staff)
+def whoami(staff: AnyStaff, conn: DbConn) -> schemas.Staff:
+    row = conn.execute(text("SELECT id, email, role, created_at FROM staff WHERE id = :id"), {"id": staff.id}).one()
+    return schemas.Staff(staff_id=row.id, email=row.email, role=row.role, created_at=row.created_at)

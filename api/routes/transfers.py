@@ -1,0 +1,258 @@
+"""Customer transfers: initiate (idempotent), list, read, confirm with the OTP, cancel (/v1).
+
+Initiation is a Temporal update-with-start: the workflow places the hold and the request
+waits for that decision, so the answer is either a transfer in `pending_otp` or the reason
+it was refused. The transfer id is made here and stored with the Idempotency-Key before
+the workflow starts, so a client that retries after a timeout reaches the same transfer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from activities.transfer_io import TransferRequest
+from api import idempotency, metrics, schemas, transfer_flow, views
+from api.deps import CurrentCustomer, CustomerPrincipal, IdempotencyKey, RuntimeDep, record_foreign_access
+from api.errors import ledger_errors, refusal
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from api.problems import Problem
+from api.routes.accounts import owned_account
+from api.runtime import Runtime
+from ledger.accounts import AccountKind
+from ledger.errors import AccountNotFound, TransferNotFound, UnsupportedCurrency
+from ledger.money import validate_currency
+from ledger.service import Ledger
+from ledger.transfers import Transfer
+
+router = APIRouter(tags=["customer: transfers"])
+
+StatusFilter = Literal[
+    "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
+]
+
+
+def owned_transfer(ledger: Ledger, customer: CustomerPrincipal, transfer_id: UUID) -> Transfer:
+    """Raises: Problem 404 transfer_not_found (also when it is another customer's)."""
+    try:
+        transfer = ledger.get_transfer(transfer_id)
+    except TransferNotFound as err:
+        raise refusal("transfer_not_found", "No such transfer.") from err
+    if transfer.customer_id != customer.id:
+        record_foreign_access(ledger.engine, customer, "transfer", transfer_id)
+        raise refusal("transfer_not_found", "No such transfer.")
+    return transfer
+
+
+def _validate(ledger: Ledger, customer: CustomerPrincipal, body: schemas.TransferIn) -> None:
+    """The refusals the API can give before any workflow runs (the ledger re-checks all of
+    them under its row locks; these only spare a workflow for requests that cannot work).
+
+    Raises:
+        Problem: 404 account_not_found, 422 same_account / currency_mismatch.
+    """
+    source = owned_account(ledger, customer, body.source_account_id)
+    if body.source_account_id == body.destination_account_id:
+        raise refusal("same_account", "Source and destination are the same account.")
+    try:
+        destination = ledger.get_account(body.destination_account_id)
+    except AccountNotFound as err:
+        raise refusal("account_not_found", "No such destination account.") from err
+    if destination.kind is not AccountKind.CUSTOMER:
+        raise refusal("account_not_found", "No such destination account.")
+    try:
+        validate_currency(body.currency)
+    except UnsupportedCurrency as err:
+        raise refusal("currency_mismatch", "The currency must be the source's or the destination's.") from err
+    if body.currency not in (source.currency, destination.currency):
+        raise refusal("currency_mismatch", "The currency must be the source's or the destination's.")
+
+
+def _transfer_response(view: schemas.Transfer, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(view.model_dump(mode="json"), status_code=status_code)
+
+
+async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = None) -> schemas.Transfer:
+    def read() -> schemas.Transfer:
+        with ledger_errors():
+            t = runtime.ledger.get_transfer(transfer_id)
+            return views.one_transfer(runtime.ledger, runtime.engine, t, otp)
+
+    return await run_in_threadpool(read)
+
+
+@router.post(
+    "/transfers",
+    status_code=201,
+    response_model=schemas.Transfer,
+    summary="Initiate a transfer (Idempotency-Key required)",
+)
+async def create_transfer(
+    body: schemas.TransferIn,
+    customer: CurrentCustomer,
+    key: IdempotencyKey,
+    request: Request,
+    runtime: RuntimeDep,
+) -> Response:
+    raw = await request.body()
+    req = idempotency.IdempotentRequest(
+        principal=customer.scope,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
+    )
+
+    async def work(transfer_id: UUID) -> Response:
+        await run_in_threadpool(_validate, runtime.ledger, customer, body)
+        client = await runtime.temporal()
+        settings = runtime.settings
+        state = await transfer_flow.initiate(
+            client,
+            TransferRequest(
+                transfer_id=str(transfer_id),
+                customer_id=str(customer.id),
+                source_account_id=str(body.source_account_id),
+                destination_account_id=str(body.destination_account_id),
+                amount_minor=body.amount_minor,
+                currency=body.currency,
+                description=body.description or "",
+                otp_ttl_s=settings.otp_ttl_s,
+                otp_max_attempts=settings.otp_max_attempts,
+            ),
+            task_queue=settings.temporal_task_queue,
+            # Shown in the Temporal UI: enough to recognise the transfer, nothing secret.
+            memo={
+                "customer_id": str(customer.id),
+                "amount_minor": body.amount_minor,
+                "currency": body.currency,
+                "source_account_id": str(body.source_account_id),
+                "destination_account_id": str(body.destination_account_id),
+            },
+        )
+        if state.status == "initiating":
+            raise Problem(503, "workflow_timeout", "Service unavailable", "The transfer is still being initiated.")
+        try:
+            await run_in_threadpool(runtime.ledger.get_transfer, transfer_id)
+        except TransferNotFound as err:
+            # No transfer row: the ledger refused it before placing the hold.
+            metrics.TRANSFER_TRANSITIONS.labels("failed").inc()
+            raise refusal(state.failure_reason or "transfer_refused", "The transfer was refused.") from err
+        metrics.TRANSFER_TRANSITIONS.labels(state.status).inc()
+        expires_at = datetime.fromisoformat(state.otp_expires_at) if state.otp_expires_at else None
+        otp = schemas.Otp(expires_at=expires_at, attempts_left=state.attempts_left)
+        view = await _read(runtime, transfer_id, otp)
+        response = _transfer_response(view, 201)
+        response.headers["Location"] = f"/v1/transfers/{transfer_id}"
+        return response
+
+    response = await idempotency.run(runtime.engine, req, work)
+    if response.headers.get(idempotency.REPLAYED_HEADER):
+        metrics.IDEMPOTENT_REPLAYS.labels("/v1/transfers").inc()
+    return response
+
+
+@router.get("/transfers", response_model=schemas.Page[schemas.Transfer])
+def list_transfers(
+    customer: CurrentCustomer,
+    runtime: RuntimeDep,
+    status: Annotated[StatusFilter | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> schemas.Page[schemas.Transfer]:
+    with ledger_errors():
+        page = runtime.ledger.list_transfers(customer_id=customer.id, status=status, limit=limit, cursor=cursor or None)
+        items = views.transfers(runtime.ledger, runtime.engine, page.items)
+    return schemas.Page[schemas.Transfer](items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/transfers/{transfer_id}", response_model=schemas.Transfer)
+def get_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Transfer:
+    transfer = owned_transfer(runtime.ledger, customer, transfer_id)
+    with ledger_errors():
+        return views.one_transfer(runtime.ledger, runtime.engine, transfer)
+
+
+@router.post(
+    "/transfers/{transfer_id}/otp",
+    response_model=schemas.Transfer,
+    summary="Confirm a transfer with its one-time passcode",
+    description=(
+        "200 once the code is taken (status processing, in_review or posted). 422 invalid_otp with "
+        "attempts_left for a wrong code (attempts_left 0: the transfer is now failed/otp_locked). "
+        "409 otp_not_pending when the transfer no longer waits for a code (expired, cancelled, locked, "
+        "already approved). 429 otp_throttled when this customer has failed too many codes in the last hour."
+    ),
+)
+async def submit_otp(
+    transfer_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, runtime: RuntimeDep
+) -> Response:
+    transfer = await run_in_threadpool(owned_transfer, runtime.ledger, customer, transfer_id)
+    if transfer.status.value != "pending_otp":
+        status = transfer.status.value
+        raise transfer_flow.not_pending(f"The transfer is {status}.", transfer_status=status)
+    client = await runtime.temporal()
+    # The code goes to the workflow and nowhere else: not in logs, problems or metric labels.
+    result, _ = await transfer_flow.submit_otp(client, transfer.workflow_id, body.code)
+    outcome = result.outcome
+    if outcome != "accepted":
+        metrics.OTP_FAILURES.labels(outcome).inc()
+    if outcome == "invalid":
+        raise Problem(
+            422, "invalid_otp", "Invalid code", "The code is not correct.", attempts_left=result.attempts_left
+        )
+    if outcome == "locked":
+        metrics.TRANSFER_TRANSITIONS.labels("failed").inc()
+        raise Problem(
+            422,
+            "invalid_otp",
+            "Invalid code",
+            "The code is not correct and no attempts are left: the transfer failed (otp_locked).",
+            attempts_left=0,
+        )
+    if outcome == "throttled":
+        raise Problem(
+            429,
+            "otp_throttled",
+            "Too many wrong codes",
+            "Too many wrong codes in the last hour; try again later.",
+            headers={"Retry-After": "3600"},
+        )
+    if outcome != "accepted":
+        # expired, not_pending, already_approved, cancelled, not_found
+        raise transfer_flow.not_pending(f"The transfer no longer waits for a code ({outcome}).", reason=outcome)
+    handle = client.get_workflow_handle(transfer.workflow_id)
+    settled = await transfer_flow.wait_for(
+        handle, lambda s: s.status != "pending_otp", timeout_s=transfer_flow.SETTLE_TIMEOUT_S
+    )
+    if settled is not None and settled.status != "pending_otp":
+        metrics.TRANSFER_TRANSITIONS.labels(settled.status).inc()
+    return _transfer_response(await _read(runtime, transfer_id))
+
+
+@router.post("/transfers/{transfer_id}/cancel", response_model=schemas.Transfer)
+async def cancel_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> Response:
+    transfer = await run_in_threadpool(owned_transfer, runtime.ledger, customer, transfer_id)
+    not_cancellable = Problem(
+        409, "not_cancellable", "Not cancellable", "Only a transfer waiting for its code can be cancelled."
+    )
+    if transfer.status.value != "pending_otp":
+        raise not_cancellable
+    client = await runtime.temporal()
+    state = await transfer_flow.current_state(client, transfer.workflow_id)
+    if state is None or state.status != "pending_otp":
+        raise not_cancellable
+    final = await transfer_flow.signal_and_wait(
+        client, transfer.workflow_id, signal="cancel", arg=None, leaves="pending_otp"
+    )
+    if final is None or final.status == "pending_otp":
+        raise Problem(503, "workflow_timeout", "Service unavailable", "The cancellation is not confirmed yet.")
+    if final.status != "cancelled":
+        raise not_cancellable
+    metrics.TRANSFER_TRANSITIONS.labels("cancelled").inc()
+    return _transfer_response(await _read(runtime, transfer_id))

@@ -1,0 +1,72 @@
+"""Process-wide handles of the API, built once at start-up: settings, engine, ledger, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from confluent_kafka.admin import AdminClient
+from temporalio.client import Client
+
+from api.problems import Problem
+from config.settings import Settings, get_settings
+from fx.rates import TableRateProvider
+from ledger.db import make_engine
+from ledger.service import Ledger
+
+log = logging.getLogger("ledgerflow.api")
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        # pre_ping: the API idles across database restarts; a dead pooled connection must be
+        # replaced on checkout rather than fail the request that drew it.
+        self.engine = make_engine(
+            self.settings.sqlalchemy_url,
+            pool_size=self.settings.db_pool_size,
+            pre_ping=True,
+            application_name="ledgerflow-api",
+        )
+        self.ledger = Ledger(self.engine)
+        self.rates = TableRateProvider(self.engine)
+        self._kafka_admin: AdminClient | None = None
+        self._temporal: Client | None = None
+        self._temporal_lock = asyncio.Lock()
+
+    @property
+    def kafka_admin(self) -> AdminClient:
+        # Built on first use (/readyz): a librdkafka client starts connecting at once, and
+        # nothing else in the API talks to Kafka (the outbox relay publishes).
+        if self._kafka_admin is None:
+            self._kafka_admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        return self._kafka_admin
+
+    async def temporal_client(self) -> Client | None:
+        # Connect lazily and retry on each call: the API must start (and say "not ready")
+        # even while Temporal is down.
+        if self._temporal is None:
+            async with self._temporal_lock:
+                if self._temporal is None:
+                    try:
+                        self._temporal = await asyncio.wait_for(
+                            Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace),
+                            timeout=3,
+                        )
+                    except Exception as err:
+                        log.warning("temporal not reachable yet: %s", type(err).__name__)
+        return self._temporal
+
+    async def temporal(self) -> Client:
+        """The Temporal client, or 503 temporal_unavailable."""
+        client = await self.temporal_client()
+        if client is None:
+            raise Problem(503, "temporal_unavailable", "Service unavailable", "The workflow engine is not reachable.")
+        return client
+
+    def temporal_ui_url(self, workflow_id: str) -> str:
+        s = self.settings
+        return f"http://{s.host}:{s.temporal_ui_port}/namespaces/{s.temporal_namespace}/workflows/{workflow_id}"
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,295 @@
+"""Request and response bodies of the HTTP API (pydantic), separate from storage rows.
+
+Field names and shapes follow the contract (API.md). Money is `amount_minor` (int) plus a
+currency code; FX rates are decimal strings; ids are UUIDs; times are RFC 3339 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+T = TypeVar("T")
+
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, Field(min_length=8, max_length=256)]
+CurrencyCode = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"])]
+# Strict: 10.0 or "10" is refused (a float never becomes money). The problem handler turns a
+# failure on this field into the contract's `invalid_amount` instead of `validation_error`.
+AmountMinor = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, examples=[1000])]
+Role = Literal["operator", "approver", "auditor", "admin"]
+AccountStatus = Literal["active", "frozen", "closed"]
+TransferStatus = Literal[
+    "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
+]
+
+
+class Body(BaseModel):
+    """Request bodies refuse unknown fields: a typo must not be silently ignored on money."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:
+        # refuse both here (422) rather than fail later in the database (500).
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise ValueError("must be valid Unicode text") from err
+        return value
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class ProblemDoc(BaseModel):
+    """RFC 9457 problem document (extra members such as `attempts_left` or `errors` may follow)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+# -- auth and people -----------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class SignupIn(Body):
+    email: Email
+    password: Password
+    full_name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Customer(BaseModel):
+    customer_id: UUID
+    email: str
+    full_name: str
+    created_at: datetime
+
+
+class StaffIn(Body):
+    email: Email
+    password: Password
+    role: Role
+
+
+class Staff(BaseModel):
+    staff_id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+
+class Balance(BaseModel):
+    account_id: UUID
+    currency: str
+    ledger_minor: int
+    available_minor: int
+    held_minor: int
+    as_of: datetime
+
+
+class AccountIn(Body):
+    currency: Annotated[str, Field(max_length=16, examples=["USD"])]
+    label: Annotated[str | None, Field(max_length=100)] = None
+
+
+class Account(BaseModel):
+    id: UUID
+    customer_id: UUID | None
+    currency: str
+    label: str | None
+    status: AccountStatus
+    balance: Balance
+    version: int
+    created_at: datetime
+
+
+class AccountPatch(Body):
+    status: AccountStatus
+
+
+class CustomerDetail(Customer):
+    accounts: list[Account]
+
+
+class Entry(BaseModel):
+    id: UUID
+    transaction_id: UUID
+    transfer_id: UUID | None
+    direction: Literal["debit", "credit"]
+    amount_minor: int
+    currency: str
+    balance_after_minor: int
+    posted_at: datetime
+    description: str | None
+
+
+# -- transfers -------------------------------------------------------------------------------
+
+
+class TransferIn(Body):
+    source_account_id: UUID
+    destination_account_id: UUID
+    amount_minor: AmountMinor
+    currency: CurrencyCode
+    description: Annotated[str | None, Field(max_length=200)] = None
+
+
+class Fx(BaseModel):
+    quote_id: str | None
+    rate: str
+    spread_bps: int
+    source_currency: str
+    destination_currency: str
+
+
+class Otp(BaseModel):
+    channel: Literal["in_app"] = "in_app"
+    expires_at: datetime | None
+    attempts_left: int
+
+
+class Leg(BaseModel):
+    account_id: UUID
+    direction: Literal["debit", "credit"]
+    amount_minor: int
+    currency: str
+
+
+class Transfer(BaseModel):
+    id: UUID
+    status: TransferStatus
+    source_account_id: UUID
+    destination_account_id: UUID
+    amount_minor: int
+    currency: str
+    source_amount_minor: int | None
+    destination_amount_minor: int | None
+    fx: Fx | None
+    otp: Otp | None
+    failure_reason: str | None
+    legs: list[Leg]
+    workflow_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OtpIn(Body):
+    # Not constrained to six digits here: a malformed code is simply a wrong code (it costs an
+    # attempt), and the schema must not tell a guesser which shapes are worth trying.
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class OutboxEvent(BaseModel):
+    id: UUID
+    type: str
+    topic: str
+    created_at: datetime
+    published_at: datetime | None
+
+
+class OpsTransfer(Transfer):
+    customer_id: UUID
+    events: list[OutboxEvent]
+    temporal_ui_url: str
+
+
+class ReviewIn(Body):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+# -- deposits, notifications, FX, audit --------------------------------------------------------
+
+
+class DepositIn(Body):
+    account_id: UUID
+    amount_minor: AmountMinor
+    currency: CurrencyCode
+    external_reference: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Deposit(BaseModel):
+    transaction_id: UUID
+    account_id: UUID
+    amount_minor: int
+    currency: str
+    posted_at: datetime
+
+
+class Notification(BaseModel):
+    id: UUID
+    channel: str
+    subject: str | None
+    body: str
+    transfer_id: UUID | None
+    created_at: datetime
+
+
+class Quote(BaseModel):
+    """An indicative quote: not stored and not binding (the transfer takes a firm one)."""
+
+    source_currency: str
+    destination_currency: str
+    rate: str
+    spread_bps: int
+    source_amount_minor: int
+    spread_minor: int
+    destination_amount_minor: int
+    indicative: Literal[True] = True
+    as_of: datetime
+
+
+class FxRateIn(Body):
+    rate: Annotated[str, Field(max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["0.9182"])]
+    spread_bps: Annotated[StrictInt, Field(ge=0, le=9999)]
+
+
+class FxRate(BaseModel):
+    base: str
+    quote: str
+    rate: str
+    spread_bps: int
+    updated_at: datetime
+    updated_by: str
+    version: int
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor_realm: str
+    actor_id: str | None
+    actor_email: str | None
+    action: str
+    outcome: Literal["ok", "denied"]
+    target_type: str | None
+    target_id: str | None
+    before: Any
+    after: Any
+    detail: Any
+    ip: str | None
+    prev_hash: str
+    hash: str

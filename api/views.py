@@ -1,0 +1,158 @@
+"""Ledger records -> response schemas (and the few reads the views need besides the ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from api import schemas
+from api.problems import Problem
+from ledger.accounts import Account
+from ledger.balances import Balance, StatementEntry
+from ledger.service import Ledger
+from ledger.transfers import Transfer, TransferStatus
+
+
+def balance(b: Balance) -> schemas.Balance:
+    return schemas.Balance(
+        account_id=b.account_id,
+        currency=b.currency,
+        ledger_minor=b.ledger_minor,
+        available_minor=b.available_minor,
+        held_minor=b.held_minor,
+        as_of=b.as_of,
+    )
+
+
+def account(a: Account, b: Balance) -> schemas.Account:
+    return schemas.Account(
+        id=a.id,
+        customer_id=a.customer_id,
+        currency=a.currency,
+        label=a.label,
+        status=a.status.value,
+        balance=balance(b),
+        version=a.version,
+        created_at=a.created_at,
+    )
+
+
+def account_with_balance(ledger: Ledger, a: Account) -> schemas.Account:
+    return account(a, ledger.balance(a.id))
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def entry(e: StatementEntry) -> schemas.Entry:
+    return schemas.Entry(
+        id=e.id,
+        transaction_id=e.transaction_id,
+        transfer_id=e.transfer_id,
+        direction=e.direction.value,
+        amount_minor=e.amount_minor,
+        currency=e.currency,
+        balance_after_minor=e.balance_after_minor,
+        posted_at=e.posted_at,
+        description=e.description,
+    )
+
+
+def otp_challenges(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, schemas.Otp]:
+    """OTP expiry and attempts left of transfers still waiting for their code (read-only view
+    of the OTP store), so that listing transfers does not query one workflow per item."""
+    ids = [str(t) for t in transfer_ids]
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT transfer_id, expires_at, attempts_left FROM otp_challenges "
+                "WHERE transfer_id = ANY(CAST(:ids AS uuid[])) AND state = 'pending'"
+            ),
+            {"ids": ids},
+        ).all()
+    return {UUID(str(r.transfer_id)): schemas.Otp(expires_at=r.expires_at, attempts_left=r.attempts_left) for r in rows}
+
+
+def transfer(t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg]) -> schemas.Transfer:
+    fx = None
+    if t.is_fx and t.fx_rate is not None:
+        fx = schemas.Fx(
+            quote_id=t.fx_quote_id,
+            rate=decimal_text(t.fx_rate),
+            spread_bps=t.fx_spread_bps or 0,
+            source_currency=t.source_currency,
+            destination_currency=t.destination_currency,
+        )
+    return schemas.Transfer(
+        id=t.id,
+        status=t.status.value,
+        source_account_id=t.source_account_id,
+        destination_account_id=t.destination_account_id,
+        amount_minor=t.amount_minor,
+        currency=t.currency,
+        source_amount_minor=t.source_amount_minor,
+        destination_amount_minor=t.destination_amount_minor,
+        fx=fx,
+        otp=otp if t.status is TransferStatus.PENDING_OTP else None,
+        failure_reason=t.failure_reason,
+        legs=legs,
+        workflow_id=t.workflow_id,
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+    )
+
+
+def transfer_legs(ledger: Ledger, t: Transfer) -> list[schemas.Leg]:
+    if t.transaction_id is None:
+        return []
+    return [
+        schemas.Leg(
+            account_id=leg.account_id,
+            direction=leg.direction.value,
+            amount_minor=leg.amount_minor,
+            currency=leg.currency,
+        )
+        for leg in ledger.transfer_legs(t.id)
+    ]
+
+
+def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[schemas.Transfer]:
+    pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
+    otps = otp_challenges(engine, pending)
+    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t)) for t in items]
+
+
+def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
+    if otp is None and t.status is TransferStatus.PENDING_OTP:
+        otp = otp_challenges(engine, [t.id]).get(t.id)
+    return transfer(t, otp=otp, legs=transfer_legs(ledger, t))
+
+
+def utc(at: datetime | None) -> datetime | None:
+    """A client's timestamp without an offset is taken as UTC (RFC 3339 wants one anyway)."""
+    if at is None:
+        return None
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as err:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+        raise Problem(422, "validation_error", "Request is not valid", "The timestamp is out of range.") from err
+
+
+def decimal_text(value: Decimal) -> str:
+    """A rate as a plain decimal string without padding zeros ("0.920000000000" -> "0.92")."""
+    return format(value.normalize(), "f")
+
+
+def dump(model: Any) -> Any:
+    """A schema as plain JSON values (for audit before/after)."""
+    return model.model_dump(mode="json") if hasattr(model, "model_dump") else model

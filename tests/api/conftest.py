@@ -1,0 +1,275 @@
+"""The API under test: a real uvicorn server on a free port, a real PostgreSQL database at
+alembic head, a real Temporal dev server and an in-process transfer worker on its own task
+queue. One of each for the whole tests/api package (each test makes its own customers,
+so tests do not see each other's data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg import sql
+from sqlalchemy import Engine, create_engine
+
+from config.settings import Settings, get_settings
+from stack import postgres
+from stack.service import free_port
+from tests.conftest import PgServer
+
+ADMIN_EMAIL = "admin@ledgerflow.local"
+ADMIN_PASSWORD = "admin-password"
+
+
+class WorkerThread:
+    """A Temporal worker (worker.build.build_worker) running on its own event loop thread."""
+
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="temporal-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            raise RuntimeError(f"worker did not start: {self._error!r}")
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as err:
+            self._error = err
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from temporalio.client import Client
+
+        from ledger.db import make_engine
+        from worker.build import build_worker
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace)
+        engine = make_engine(self.database_url, pool_size=8, application_name="test-worker")
+        with ThreadPoolExecutor(max_workers=8) as executor:
+            worker = build_worker(
+                client,
+                engine=engine,
+                settings=self.settings,
+                task_queue=self.settings.temporal_task_queue,
+                executor=executor,
+            )
+            async with worker:
+                self._ready.set()
+                await self._stop.wait()
+        engine.dispose()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+class ApiServer:
+    """uvicorn serving api.app.create_app() in a background thread."""
+
+    def __init__(self, port: int) -> None:
+        from api.app import create_app
+
+        self.app = create_app()
+        self.port = port
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("API server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
+
+
+@dataclass
+class Api:
+    """Everything a test needs: the HTTP base URL, the database, helpers for common steps."""
+
+    base_url: str
+    database_url: str
+    engine: Engine
+    settings: Settings
+
+    @property
+    def pg_url(self) -> str:
+        """The database URL for psycopg (libpq does not know SQLAlchemy's driver suffix)."""
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    # -- helpers used across test modules ----------------------------------------------
+
+    def signup(self, http: httpx.Client, name: str = "Test Customer") -> tuple[dict[str, Any], str]:
+        email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:10]}@example.test"
+        password = secrets.token_urlsafe(12)
+        r = http.post("/v1/signup", json={"email": email, "password": password, "full_name": name})
+        assert r.status_code == 201, r.text
+        token = self.login(http, "/v1", email, password)
+        return r.json(), token
+
+    def login(self, http: httpx.Client, realm: str, username: str, password: str) -> str:
+        r = http.post(f"{realm}/auth/token", data={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["token_type"] == "bearer" and body["expires_in"] > 0
+        return str(body["access_token"])
+
+    def admin_token(self, http: httpx.Client) -> str:
+        return self.login(http, "/ops/v1", ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    def staff(self, http: httpx.Client, role: str) -> str:
+        """A new staff member with `role` (created by the admin); returns their token."""
+        email = f"{role}-{uuid.uuid4().hex[:10]}@ledgerflow.test"
+        password = secrets.token_urlsafe(12)
+        r = http.post(
+            "/ops/v1/staff",
+            json={"email": email, "password": password, "role": role},
+            headers=bearer(self.admin_token(http)),
+        )
+        assert r.status_code == 201, r.text
+        return self.login(http, "/ops/v1", email, password)
+
+    def open_account(self, http: httpx.Client, token: str, currency: str = "USD") -> dict[str, Any]:
+        r = http.post("/v1/accounts", json={"currency": currency, "label": "main"}, headers=bearer(token))
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def deposit(
+        self, http: httpx.Client, staff_token: str, account: dict[str, Any], amount_minor: int
+    ) -> httpx.Response:
+        body = {
+            "account_id": account["id"],
+            "amount_minor": amount_minor,
+            "currency": account["currency"],
+            "external_reference": f"wire-{uuid.uuid4().hex[:8]}",
+        }
+        r = http.post("/ops/v1/deposits", json=body, headers=bearer(staff_token) | {"Idempotency-Key": new_key()})
+        assert r.status_code == 201, r.text
+        return r
+
+    def otp_code(self, transfer_id: str, timeout_s: float = 10) -> str:
+        """The code from the transfer's `notification.requested` outbox row (what the notifier
+        would put in the inbox)."""
+        deadline = time.monotonic() + timeout_s
+        with psycopg.connect(self.pg_url) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT payload -> 'data' ->> 'body' FROM outbox "
+                    "WHERE type = 'notification.requested' AND key = %s",
+                    (transfer_id,),
+                ).fetchone()
+                if row is not None:
+                    match = re.search(r"\b(\d{6})\b", row[0])
+                    assert match, "no code in the OTP message"
+                    return match.group(1)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no OTP notification for {transfer_id}")
+                conn.commit()
+                time.sleep(0.05)
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.pg_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_key() -> str:
+    return f"key-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="package")
+def api_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
+    """One database at alembic head for the package (copied from the session template)."""
+    name = f"api_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        host=pg_server.host, port=pg_server.port, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(migrated_template))
+        )
+    try:
+        yield pg_server.url(name)
+    finally:
+        postgres.drop_database(host=pg_server.host, port=pg_server.port, dbname=name)
+
+
+@pytest.fixture(scope="package")
+def api(api_database: str, temporal_address: str) -> Iterator[Api]:
+    from api.seed import seed_dev
+
+    seed_dev(api_database)
+    env = {
+        "LEDGERFLOW_DATABASE_URL": api_database,
+        "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
+        "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"api-tests-{uuid.uuid4().hex[:8]}",
+        # Nothing listens here: the API builds a Kafka admin client for /readyz only, and these
+        # tests must never reach a developer's running stack.
+        "LEDGERFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        worker = WorkerThread(settings, api_database)
+        worker.start()
+        server = ApiServer(free_port())
+        server.start()
+    finally:
+        # The server and worker hold their settings now; do not leak them to other packages.
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+    engine = create_engine(api_database)
+    try:
+        yield Api(f"http://127.0.0.1:{server.port}", api_database, engine, settings)
+    finally:
+        server.stop()
+        worker.stop()
+        engine.dispose()
+
+
+@pytest.fixture
+def http(api: Api) -> Iterator[httpx.Client]:
+    with api.client() as client:
+        yield client

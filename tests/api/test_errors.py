@@ -1,0 +1,49 @@
+"""Every error is an RFC 9457 problem: unknown routes, wrong methods, bad bodies, crashes."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import Api, bearer
+from tests.api.test_auth import problem
+
+
+def test_unknown_route_and_wrong_method(http: httpx.Client) -> None:
+    problem(http.get("/v1/nowhere"), 404, "not_found")
+    problem(http.get("/ops/v1/nowhere/else"), 404, "not_found")
+    r = http.delete("/v1/signup")
+    problem(r, 405, "method_not_allowed")
+    assert "POST" in r.headers["allow"]
+
+
+def test_bad_bodies(api: Api, http: httpx.Client) -> None:
+    _, token = api.signup(http)
+    problem(
+        http.post("/v1/accounts", content=b"{not json", headers=bearer(token) | {"content-type": "application/json"}),
+        422,
+        "validation_error",
+    )
+    problem(
+        http.post("/v1/accounts", json={"currency": "USD", "extra": 1}, headers=bearer(token)), 422, "validation_error"
+    )
+    problem(http.post("/v1/accounts", json=[1, 2], headers=bearer(token)), 422, "validation_error")
+
+
+def test_internal_errors_do_not_leak(api: Api, http: httpx.Client) -> None:
+    # A problem document names a code; no traceback or SQL ever appears in any answer.
+    _, token = api.signup(http)
+    r = http.get(
+        "/v1/accounts/00000000-0000-0000-0000-000000000000/entries", params={"cursor": "x" * 500}, headers=bearer(token)
+    )
+    assert r.status_code in (404, 422)
+    assert "Traceback" not in r.text and "SELECT" not in r.text
+
+
+def test_openapi_documents_problems(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    assert "Problem" in spec["components"]["schemas"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    op = spec["paths"]["/v1/transfers"]["post"]
+    assert "application/problem+json" in op["responses"]["default"]["content"]
+    assert any(p["name"] == "Idempotency-Key" for p in op["parameters"])
+    assert http.get("/docs").status_code == 200

@@ -38,6 +38,10 @@ typecheck: setup
 bench: setup
 	@$(PY) -m bench
 
+## The full chaos form: 10,000 transfers under every fault; writes bench/results/chaos-latest.json.
+chaos: setup
+	@$(PY) -m chaos --transfers 10000 --customers 60
+
 down:
 	@test -x $(VENV)/bin/ledgerflow && $(VENV)/bin/ledgerflow down || true
 

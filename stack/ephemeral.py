@@ -110,3 +110,28 @@ class EphemeralStack:
     def close(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+
+    def full(self, extra_env: dict[str, str] | None = None) -> str:
+        """The whole system: infrastructure, the migrated and seeded `ledgerflow` database,
+        then the worker, relay and API as processes (as `ledgerflow up` runs them).
+        Returns the API's base URL."""
+        from api.seed import seed_dev
+        from ledger.migrate import upgrade
+        from stack.launcher import DB_NAME
+
+        pg = self.postgres()
+        postgres.ensure_database(host=pg.host, port=pg.port, dbname=DB_NAME)
+        upgrade(self.stack.database_url)
+        seed_dev(self.stack.database_url)
+        self.temporal()
+        self.kafka()
+        self.stack.write_env_file()
+        for service in self.stack.app_services():
+            service.env.update(extra_env or {})
+            self.stack.start(service, "[stack]")
+            self.services[service.name] = service
+        return f"http://{self.settings.host}:{self.settings.api_port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.stack.database_url

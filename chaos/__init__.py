@@ -1,0 +1,1 @@
+"""Proof under load and faults: a bank workload, fault injection, and invariant checks."""

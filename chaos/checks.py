@@ -1,0 +1,119 @@
+"""The invariants checked after the faults stop and the system drains."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+NON_TERMINAL = ("pending_otp", "processing", "in_review")
+
+
+def wait_drained(engine: Engine, timeout_s: float = 300) -> bool:
+    """Until no transfer is in flight and every outbox row is published (or parked)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            busy = conn.execute(
+                text("SELECT count(*) FROM transfers WHERE status = ANY(:s)"), {"s": list(NON_TERMINAL)}
+            ).scalar_one()
+            unpublished = conn.execute(
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND NOT parked")
+            ).scalar_one()
+        if busy == 0 and unpublished == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def kafka_posted_ids(bootstrap: str) -> tuple[set[str], int]:
+    """Every transfer.posted event id on the transfers topic, and the number of messages seen."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-check-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    topic = "ledgerflow.transfers"
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    consumer.assign(partitions)
+    ids: set[str] = set()
+    seen = 0
+    positions = {p: 0 for p in ends}
+    deadline = time.monotonic() + 120
+    while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        positions[msg.partition()] = msg.offset() + 1
+        event = json.loads(msg.value())
+        if event.get("type") == "transfer.posted":
+            seen += 1
+            ids.add(event["id"])
+    consumer.close()
+    return ids, seen
+
+
+def check_invariants(engine: Engine, bootstrap: str, negative_reads: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with engine.connect() as conn:
+        q = lambda sql: conn.execute(text(sql)).all()  # noqa: E731 - a local shorthand
+        stuck = q("SELECT id, status FROM transfers WHERE status IN ('pending_otp', 'processing', 'in_review')")
+        results["every_transfer_terminal"] = not stuck
+        unbalanced = q(
+            "SELECT currency, sum(CASE direction WHEN 'debit' THEN amount_minor ELSE -amount_minor END) AS net "
+            "FROM entries GROUP BY currency HAVING sum(CASE direction WHEN 'debit' THEN amount_minor "
+            "ELSE -amount_minor END) <> 0"
+        )
+        results["trial_balance_zero_per_currency"] = not unbalanced
+        negative = q(
+            "SELECT b.account_id FROM account_balances b JOIN accounts a ON a.id = b.account_id "
+            "WHERE a.kind = 'customer' AND NOT a.allow_overdraft AND b.ledger_minor - b.held_minor < 0"
+        )
+        results["no_customer_below_zero"] = not negative and not negative_reads
+        totals = q("SELECT currency, sum(ledger_minor) FROM account_balances GROUP BY currency")
+        results["customer_plus_house_total_unchanged"] = all(total == 0 for _, total in totals)
+        drift = q(
+            "SELECT b.account_id FROM account_balances b LEFT JOIN ("
+            " SELECT account_id, sum(CASE direction WHEN 'credit' THEN amount_minor ELSE -amount_minor END) AS s"
+            " FROM entries GROUP BY account_id) e ON e.account_id = b.account_id "
+            "WHERE b.ledger_minor <> coalesce(e.s, 0)"
+        )
+        results["projection_equals_entries"] = not drift
+        double_posted = q(
+            "SELECT transfer_id FROM ledger_transactions WHERE transfer_id IS NOT NULL AND kind <> 'reversal' "
+            "GROUP BY transfer_id HAVING count(*) > 1"
+        )
+        posted = {str(r[0]) for r in q("SELECT id FROM transfers WHERE status IN ('posted', 'reversed')")}
+        posted_rows = q("SELECT key, id FROM outbox WHERE type = 'transfer.posted'")
+        per_transfer: dict[str, int] = {}
+        for key, _ in posted_rows:
+            per_transfer[str(key)] = per_transfer.get(str(key), 0) + 1
+        results["posted_exactly_once"] = (
+            not double_posted and all(per_transfer.get(t) == 1 for t in posted) and (set(per_transfer) == posted)
+        )
+        pending_holds = q("SELECT id FROM holds WHERE state = 'pending'")
+        results["no_hold_left_pending"] = not pending_holds
+        outbox_posted_ids = {str(r[1]) for r in posted_rows}
+    kafka_ids, kafka_messages = kafka_posted_ids(bootstrap)
+    results["every_posted_event_on_kafka"] = outbox_posted_ids <= kafka_ids
+    details = {
+        "stuck_transfers": [str(r[0]) for r in stuck][:20],
+        "unbalanced_currencies": [list(map(str, r)) for r in unbalanced],
+        "negative_accounts": [str(r[0]) for r in negative][:20] + negative_reads[:20],
+        "projection_drift": [str(r[0]) for r in drift][:20],
+        "double_posted": [str(r[0]) for r in double_posted][:20],
+        "pending_holds": [str(r[0]) for r in pending_holds][:20],
+        "missing_on_kafka": sorted(outbox_posted_ids - kafka_ids)[:20],
+        "kafka_posted_messages": kafka_messages,
+        "kafka_posted_unique_ids": len(kafka_ids),
+    }
+    return {"invariants": results, "details": details}

@@ -1,0 +1,197 @@
+"""A bank-style workload over HTTP: customers, accounts in several currencies, deposits,
+concurrent transfers in random directions and currencies approved with the OTP read from the
+inbox, some cancelled, some approved after a wrong code, and concurrent balance reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from chaos.client import Api, ApiError, Counters
+
+CURRENCIES = ("USD", "EUR", "GBP")
+TERMINAL = {"posted", "failed", "cancelled", "expired", "rejected", "reversed"}
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@dataclass
+class Customer:
+    email: str
+    token: str
+    accounts: dict[str, str]  # currency -> account id
+
+
+@dataclass
+class Report:
+    attempted: int = 0
+    created: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    negative_reads: list[str] = field(default_factory=list)
+    balance_reads: int = 0
+    transfer_ids: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # initiation -> posted
+
+
+class Bank:
+    def __init__(self, api: Api, counters: Counters, seed: int = 7) -> None:
+        self.api = api
+        self.counters = counters
+        self.random = random.Random(seed)
+        self.customers: list[Customer] = []
+        self.staff_token = ""
+        self.report = Report()
+
+    async def setup(self, customers: int, funding_minor: int) -> None:
+        """Sign customers up, open one account per currency each, and fund them (ops deposits)."""
+        token = await self.api.call(
+            "POST", "/ops/v1/auth/token", data={"username": "admin@ledgerflow.local", "password": "admin-password"}
+        )
+        self.staff_token = token.json()["access_token"]
+
+        async def one(i: int) -> Customer:
+            email = f"c{i}-{uuid.uuid4().hex[:8]}@chaos.test"
+            await self.api.call(
+                "POST", "/v1/signup", json={"email": email, "password": "chaos-password-1", "full_name": f"C {i}"}
+            )
+            tok = (
+                await self.api.call("POST", "/v1/auth/token", data={"username": email, "password": "chaos-password-1"})
+            ).json()["access_token"]
+            accounts = {}
+            for currency in CURRENCIES:
+                acc = await self.api.call("POST", "/v1/accounts", token=tok, json={"currency": currency})
+                accounts[currency] = acc.json()["id"]
+                await self.api.call(
+                    "POST",
+                    "/ops/v1/deposits",
+                    token=self.staff_token,
+                    idempotent=True,
+                    json={
+                        "account_id": accounts[currency],
+                        "amount_minor": funding_minor,
+                        "currency": currency,
+                        "external_reference": f"chaos-{uuid.uuid4().hex}",
+                    },
+                )
+            return Customer(email, tok, accounts)
+
+        gate = asyncio.Semaphore(8)
+
+        async def gated(i: int) -> Customer:
+            async with gate:
+                return await one(i)
+
+        self.customers = list(await asyncio.gather(*(gated(i) for i in range(customers))))
+
+    async def otp_code(self, customer: Customer, transfer_id: str, timeout_s: float = 180) -> str | None:
+        """Read the OTP from the customer's in-app inbox (delivered by the relay's notifier)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            page = (await self.api.call("GET", "/v1/notifications?limit=200", token=customer.token)).json()
+            for note in page["items"]:
+                if note.get("transfer_id") == transfer_id:
+                    match = CODE.search(note["body"])
+                    if match:
+                        return match.group(1)
+            await asyncio.sleep(0.2)
+        return None
+
+    async def transfer(self, max_amount_minor: int) -> None:
+        rnd = self.random
+        source, destination = rnd.sample(self.customers, 2) if len(self.customers) > 1 else (self.customers[0],) * 2
+        src_ccy, dst_ccy = rnd.choice(CURRENCIES), rnd.choice(CURRENCIES)
+        if source is destination and src_ccy == dst_ccy:
+            dst_ccy = next(c for c in CURRENCIES if c != src_ccy)
+        body = {
+            "source_account_id": source.accounts[src_ccy],
+            "destination_account_id": destination.accounts[dst_ccy],
+            "amount_minor": rnd.randint(1, max_amount_minor),
+            "currency": rnd.choice([src_ccy, dst_ccy]),
+        }
+        self.report.attempted += 1
+        t0 = time.monotonic()
+        try:
+            # Sometimes a short client timeout: the request may complete server-side while
+            # the client gives up and retries with the same key.
+            created = await self.api.call(
+                "POST",
+                "/v1/transfers",
+                token=source.token,
+                json=body,
+                idempotent=True,
+                timeout_s=0.3 if rnd.random() < 0.1 else None,
+            )
+        except ApiError as err:
+            self.report.outcomes[f"refused:{err.code}"] += 1
+            return
+        transfer_id = created.json()["id"]
+        self.report.created += 1
+        self.report.transfer_ids.append(transfer_id)
+        action = rnd.random()
+        if action < 0.05:
+            await self._ignore_errors(self.api.call("POST", f"/v1/transfers/{transfer_id}/cancel", token=source.token))
+        else:
+            code = await self.otp_code(source, transfer_id)
+            if code is not None:
+                if action < 0.10:
+                    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+                    await self._ignore_errors(self._submit(source, transfer_id, wrong))
+                await self._ignore_errors(self._submit(source, transfer_id, code))
+        status = await self.wait_terminal(source, transfer_id)
+        self.report.outcomes[status] += 1
+        if status == "posted":
+            self.report.latencies_s.append(time.monotonic() - t0)
+
+    async def _submit(self, customer: Customer, transfer_id: str, code: str) -> None:
+        await self.api.call("POST", f"/v1/transfers/{transfer_id}/otp", token=customer.token, json={"code": code})
+
+    @staticmethod
+    async def _ignore_errors(call: object) -> None:
+        """A refused or unanswered OTP/cancel call: the transfer's status tells what happened."""
+        with contextlib.suppress(ApiError, httpx.HTTPError):
+            await call  # type: ignore[misc]
+
+    async def wait_terminal(self, customer: Customer, transfer_id: str, timeout_s: float = 600) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            transfer = (await self.api.call("GET", f"/v1/transfers/{transfer_id}", token=customer.token)).json()
+            if transfer["status"] in TERMINAL:
+                status = str(transfer["status"])
+                return f"failed:{transfer['failure_reason']}" if status == "failed" else status
+            await asyncio.sleep(0.25)
+        return "stuck"
+
+    async def read_balances(self, stop: asyncio.Event) -> None:
+        """Read random balances until stopped; any negative available balance is a violation."""
+        while not stop.is_set():
+            customer = self.random.choice(self.customers)
+            currency = self.random.choice(CURRENCIES)
+            try:
+                balance = (
+                    await self.api.call(
+                        "GET", f"/v1/accounts/{customer.accounts[currency]}/balance", token=customer.token
+                    )
+                ).json()
+            except Exception:  # a read during a fault may fail; only wrong answers matter
+                await asyncio.sleep(0.1)
+                continue
+            self.report.balance_reads += 1
+            if balance["available_minor"] < 0 or balance["ledger_minor"] < 0:
+                self.report.negative_reads.append(f"{customer.accounts[currency]}: {balance}")
+            await asyncio.sleep(0.02)
+
+    async def run_transfers(self, count: int, in_flight: int, max_amount_minor: int) -> None:
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one() -> None:
+            async with gate:
+                await self.transfer(max_amount_minor)
+
+        await asyncio.gather(*(one() for _ in range(count)))

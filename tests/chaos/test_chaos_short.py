@@ -1,0 +1,30 @@
+"""The short chaos form CI runs: a few hundred transfers over HTTP, each fault once and the
+process kills together, then every invariant of DESIGN.md checked on the drained system.
+
+The full form (10,000 transfers) is `make chaos`; its last result is in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from chaos.__main__ import RESULTS, run
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_invariants_hold_under_faults() -> None:
+    args = argparse.Namespace(
+        transfers=200, customers=12, in_flight=20, funding_minor=5_000_000, max_amount_minor=300_000,
+        otp_ttl_s=30, faults="all", seed=11,
+    )
+    report = run(args)
+    (RESULTS / "chaos-ci-latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("outcomes", "retries_seen", "duplicates_absorbed", "faults_injected")}))
+    assert report["invariants"] == {name: True for name in report["invariants"]}, report["details"]
+    assert len(report["invariants"]) == 9
+    assert report["posted"] > 0
+    assert len(report["faults_injected"]) >= 6

@@ -1,0 +1,161 @@
+"""Engine factory, driver connections and the mapping of database errors to domain errors.
+
+The ledger talks to PostgreSQL through psycopg connections borrowed from the SQLAlchemy
+engine's pool. Calls to the posting functions run in autocommit mode: the function call is
+the whole transaction, so a posting is a single round trip (no BEGIN, no COMMIT) and a
+connection that dies mid-call leaves nothing behind. Multi-statement work uses
+`transaction()`, a unit of work that rolls back unless its block completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy import Engine, create_engine
+
+from ledger.errors import (
+    AccountClosed,
+    AccountFrozen,
+    AccountNotFound,
+    CurrencyMismatch,
+    FxQuoteRequired,
+    HoldNotFound,
+    HoldNotPending,
+    InsufficientFunds,
+    LedgerError,
+    LedgerIntegrityError,
+    TransferNotFound,
+    UnbalancedTransaction,
+)
+
+Conn = psycopg.Connection[Any]
+
+
+def normalize_url(url: str) -> str:
+    """SQLAlchemy URL with the psycopg 3 driver (accepts plain postgresql:// URLs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def make_engine(
+    url: str,
+    pool_size: int = 20,
+    *,
+    max_overflow: int = 10,
+    pool_timeout_s: float = 30.0,
+    pre_ping: bool = False,
+    application_name: str = "ledgerflow-ledger",
+) -> Engine:
+    """An Engine whose pool the Ledger borrows psycopg connections from.
+
+    pre_ping is off by default: it costs a round trip per checkout on the posting path, and
+    a connection found dead mid-call is invalidated anyway (callers such as Temporal
+    activities retry). Turn it on for processes that sit idle across database restarts.
+    """
+    return create_engine(
+        normalize_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=pre_ping,
+        connect_args={"application_name": application_name},
+    )
+
+
+@contextmanager
+def connection(engine: Engine, *, autocommit: bool = True) -> Iterator[Conn]:
+    """A pooled psycopg connection. In autocommit mode each statement is its own transaction.
+
+    A connection that failed at the network level is invalidated rather than returned to
+    the pool; whatever was in flight on it was rolled back by the server.
+    """
+    raw = engine.raw_connection()
+    conn = cast(Conn, raw.driver_connection)
+    try:
+        conn.autocommit = autocommit
+        yield conn
+    except psycopg.OperationalError:
+        raw.invalidate()
+        raise
+    finally:
+        if raw.is_valid:
+            try:
+                if not conn.autocommit:
+                    conn.rollback()
+                conn.autocommit = False  # SQLAlchemy's own users expect its default
+            except psycopg.Error:
+                raw.invalidate()
+        raw.close()
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Conn]:
+    """A unit of work: commits if the block completes, rolls back if it raises."""
+    with connection(engine, autocommit=False) as conn, conn.transaction():
+        yield conn
+
+
+# SQLSTATEs raised by the schema's functions and triggers (see the migration's docstring).
+_INSUFFICIENT, _FROZEN, _CLOSED, _NOT_FOUND, _CURRENCY = "LF001", "LF002", "LF003", "LF004", "LF005"
+_UNBALANCED, _HOLD_NOT_PENDING, _HOLD_NOT_FOUND = "LF006", "LF007", "LF008"
+TRANSFER_CONFLICT = "LF009"
+APPEND_ONLY = "LF010"
+_QUOTE_REQUIRED, _TRANSFER_NOT_FOUND = "LF012", "LF013"
+
+
+def _id(text: str) -> UUID | str:
+    try:
+        return UUID(text)
+    except ValueError:
+        return text
+
+
+def translate_error(exc: psycopg.Error) -> LedgerError | None:
+    """The domain error a database error stands for, or None when it is not one of ours."""
+    code = exc.sqlstate
+    detail = (exc.diag.message_detail or "") if exc.diag else ""
+    ident = _id(detail)
+    message = (exc.diag.message_primary or str(exc)) if exc.diag else str(exc)
+    if code == _INSUFFICIENT:
+        return InsufficientFunds(ident)
+    if code == _FROZEN:
+        return AccountFrozen(ident, "frozen")
+    if code == _CLOSED:
+        return AccountClosed(ident, "closed")
+    if code == _NOT_FOUND:
+        return AccountNotFound(ident)
+    if code == _CURRENCY:
+        return CurrencyMismatch(message)
+    if code == _UNBALANCED:
+        return UnbalancedTransaction(message)
+    if code == _HOLD_NOT_PENDING:
+        return HoldNotPending(None, detail)
+    if code == _HOLD_NOT_FOUND:
+        return HoldNotFound(ident)
+    if code == _QUOTE_REQUIRED:
+        return FxQuoteRequired(message)
+    if code == _TRANSFER_NOT_FOUND:
+        return TransferNotFound(ident)
+    if isinstance(exc, pg_errors.CheckViolation) and exc.diag.constraint_name == "account_balances_no_overdraft":
+        return InsufficientFunds(None)
+    if isinstance(exc, pg_errors.ForeignKeyViolation) and (exc.diag.constraint_name or "").endswith(
+        "account_currency_fkey"
+    ):
+        return CurrencyMismatch(message)
+    if isinstance(exc, pg_errors.IntegrityError) or code == APPEND_ONLY:
+        return LedgerIntegrityError(message)
+    return None
+
+
+def raise_translated(exc: psycopg.Error) -> None:
+    """Re-raise `exc` as its domain error when it has one (chained), else leave it to the caller."""
+    domain = translate_error(exc)
+    if domain is not None:
+        raise domain from exc

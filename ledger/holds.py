@@ -1,0 +1,116 @@
+"""Holds (two-phase transfers): pending -> posted | voided | expired, exactly once.
+
+Placing a hold lowers the available balance without touching the ledger balance; posting
+turns it into legs (see ledger.postings / ledger.transfers), voiding or expiring gives the
+amount back. The state machine is the database's: a CHECK keeps one state, a trigger
+refuses any change to a hold that left `pending`, and every transition is a conditional
+UPDATE ... WHERE state = 'pending'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+from uuid import UUID
+
+from ledger.db import Conn
+from ledger.errors import HoldNotFound, HoldNotPending
+from ledger.money import Money
+
+
+class HoldState(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: UUID
+    account_id: UUID
+    currency: str
+    amount_minor: int
+    state: HoldState
+    transfer_id: UUID | None
+    transaction_id: UUID | None
+    expires_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+COLUMNS: Final = (
+    "id, account_id, currency, amount_minor, state, transfer_id, transaction_id, expires_at, created_at, resolved_at"
+)
+
+
+def from_row(row: Sequence[Any]) -> Hold:
+    return Hold(
+        id=row[0],
+        account_id=row[1],
+        currency=row[2],
+        amount_minor=row[3],
+        state=HoldState(row[4]),
+        transfer_id=row[5],
+        transaction_id=row[6],
+        expires_at=row[7],
+        created_at=row[8],
+        resolved_at=row[9],
+    )
+
+
+def get_hold(conn: Conn, hold_id: UUID) -> Hold:
+    """Raises: HoldNotFound."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM holds WHERE id = %s", (hold_id,)).fetchone()
+    if row is None:
+        raise HoldNotFound(hold_id)
+    return from_row(row)
+
+
+def place_hold(
+    conn: Conn,
+    *,
+    hold_id: UUID,
+    account_id: UUID,
+    amount: Money,
+    expires_at: datetime | None = None,
+    transfer_id: UUID | None = None,
+) -> Hold:
+    """Reserve `amount` on the account (one statement; idempotent by hold id).
+
+    Raises (from the database, translated by the caller):
+        AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed, InsufficientFunds.
+    """
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM ledger_place_hold(%s, %s, %s, %s, %s, %s)",
+        (hold_id, account_id, amount.currency, amount.amount_minor, expires_at, transfer_id),
+    ).fetchone()
+    assert row is not None
+    return from_row(row)
+
+
+def release_hold(conn: Conn, hold_id: UUID, state: HoldState) -> Hold:
+    """Void or expire a pending hold, giving its amount back. Idempotent: releasing it again
+    into the same state returns it unchanged.
+
+    Raises:
+        HoldNotFound: no such hold.
+        HoldNotPending: the hold is in another final state (posted, or the other of
+            voided/expired).
+    """
+    row = conn.execute(f"SELECT {COLUMNS} FROM ledger_release_hold(%s, %s)", (hold_id, state.value)).fetchone()
+    if row is None:
+        raise HoldNotFound(hold_id)
+    hold = from_row(row)
+    if hold.state is not state:  # the function raises first; this keeps the promise explicit
+        raise HoldNotPending(hold_id, hold.state.value)
+    return hold
+
+
+def expire_due_holds(conn: Conn, now: datetime, limit: int) -> int:
+    """Expire up to `limit` pending holds whose deadline passed; returns how many."""
+    row = conn.execute("SELECT ledger_expire_due_holds(%s, %s)", (now, limit)).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,378 @@
+"""The outbox relay: claim unpublished rows, produce them, mark them once Kafka acked them.
+
+One batch is one PostgreSQL transaction:
+
+    claim (SELECT ... FOR UPDATE SKIP LOCKED)  ->  produce  ->  wait for every delivery report
+    ->  mark the acknowledged rows published, park the poison ones  ->  commit
+
+The claim's row locks keep other relays off these rows until the commit, and a row is marked
+only after Kafka acknowledged it, in the transaction that holds its lock. A crash anywhere
+before the commit rolls the marks back, so the rows are published again later: at least
+once, never lost; consumers deduplicate by event id.
+
+To keep PostgreSQL and Kafka both busy, the running relay pipelines two such transactions on
+two connections: while batch k waits for its acks, batch k+1 is claimed, and while batch k is
+marked, batch k+1 is produced. Batch k+1 is produced only after every row of batch k was
+acknowledged; if any was not, batch k+1 is given back unproduced, so no row ever overtakes an
+older row of its key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError
+from sqlalchemy import Engine
+
+from ledger.db import Conn, connection, transaction
+from relay import metrics, outbox_store
+from relay.backoff import Backoff
+from relay.failures import DATABASE_DOWN
+from relay.faults import AFTER_ACKS, crash_point
+from relay.options import RelayOptions
+from relay.outbox_store import ClaimedRow
+from relay.producer import BatchDelivery, EventProducer
+from relay.topics import TopicSetupError, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one claim transaction did."""
+
+    claimed: int = 0
+    published: int = 0
+    retried: int = 0
+    parked: int = 0
+    first_error: str | None = None
+    unknown_topic: bool = False
+
+
+def _never() -> bool:
+    return False
+
+
+def _settle(futures: list[Future[Any]]) -> None:
+    """Wait for database work still running on the pipeline's connections (after an error),
+    so that no connection goes back to the pool while the database thread still uses it."""
+    for future in futures:
+        try:
+            future.result()
+        except BaseException:  # the error that matters is already propagating
+            log.debug("pipeline task failed while unwinding", exc_info=True)
+
+
+class OutboxRelay:
+    """Publishes the outbox to Kafka; several instances may run against one database.
+
+    Not thread-safe: one thread drives an instance (`run`, `drain` or `publish_once`).
+    """
+
+    def __init__(self, engine: Engine, bootstrap: str, options: RelayOptions | None = None) -> None:
+        self.engine = engine
+        self.options = options or RelayOptions()
+        self._bootstrap = bootstrap
+        self._producer = EventProducer(bootstrap, self.options, on_error=self._on_kafka_error)
+        self._backoff = Backoff(self.options.backoff_initial_s, self.options.backoff_max_s)
+        self._kafka_reported_down = False
+        self._fatal = threading.Event()
+        self._next_backlog_refresh = 0.0
+        # The database side of the pipeline (claims, marks, commits) runs here, so that the
+        # driving thread can produce meanwhile.
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="relay-db")
+        metrics.DEPENDENCY_UP.labels("kafka").set(1)
+        metrics.DEPENDENCY_UP.labels("database").set(1)
+
+    def connect(self, *, timeout_s: float) -> bool:
+        """Wait until a broker answers (the producer connects lazily); False on timeout."""
+        return self._producer.probe(timeout_s)
+
+    def close(self) -> None:
+        """Flush what is still queued and stop the database thread."""
+        self._producer.close()
+        self._db.shutdown(wait=True)
+
+    # -- one batch, one transaction --------------------------------------------------------
+
+    def publish_batch(self, conn: Conn, *, abandon: Callable[[], bool] = _never) -> BatchReport:
+        """Claim, produce and mark one batch inside the caller's open transaction on `conn`.
+
+        Nothing is final until the caller commits; rolling back instead gives every row back
+        (already produced ones are then published again by a later batch).
+        """
+        outbox_store.begin_claim_transaction(conn)
+        rows = outbox_store.claim(conn, self.options.batch_size)
+        if not rows:
+            return BatchReport()
+        delivery = self._producer.publish(rows, abandon=abandon)
+        crash_point(AFTER_ACKS)
+        return self._record(conn, rows, delivery)
+
+    def publish_once(self, *, abandon: Callable[[], bool] = _never) -> BatchReport:
+        """One batch in one transaction, committed.
+
+        Raises:
+            psycopg.OperationalError, sqlalchemy.exc.OperationalError: PostgreSQL unreachable.
+        """
+        started = time.perf_counter()
+        with transaction(self.engine) as conn:
+            report = self.publish_batch(conn, abandon=abandon)
+        if report.claimed:
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._replace_producer_if_fatal()
+        return report
+
+    def _record(self, conn: Conn, rows: Sequence[ClaimedRow], delivery: BatchDelivery) -> BatchReport:
+        """Write one batch's outcome on `conn` (the caller commits): mark what Kafka
+        acknowledged, park the poison rows with their error, count the rest as retries."""
+        if delivery.fatal:
+            self._fatal.set()
+        published_ids = [rows[i].id for i in delivery.delivered]
+        outbox_store.mark_published(conn, published_ids)
+        if delivery.poison:
+            outbox_store.park(conn, [(rows[i].id, error) for i, error in delivery.poison])
+            for i, error in delivery.poison:
+                log.error(
+                    "parked outbox row %s (%s, key %s): %s; see relay.outbox_store.parked_rows",
+                    rows[i].id,
+                    rows[i].topic,
+                    rows[i].key,
+                    error,
+                )
+        if delivery.retry:
+            outbox_store.record_failures(conn, [rows[i].id for i, _ in delivery.retry], delivery.retry[0][1])
+
+        for topic, count in Counter(rows[i].topic for i in delivery.delivered).items():
+            metrics.PUBLISHED.labels(topic).inc(count)
+        observe = metrics.PUBLISH_LAG.observe
+        for i, acked in zip(delivery.delivered, delivery.acked_at, strict=True):
+            observe(max(0.0, acked - rows[i].created_epoch_s))
+        metrics.PARKED.inc(len(delivery.poison))
+        metrics.PUBLISH_FAILURES.inc(len(delivery.retry))
+        return BatchReport(
+            claimed=len(rows),
+            published=len(published_ids),
+            retried=len(delivery.retry),
+            parked=len(delivery.poison),
+            first_error=delivery.retry[0][1] if delivery.retry else None,
+            unknown_topic=delivery.unknown_topic,
+        )
+
+    def _replace_producer_if_fatal(self) -> None:
+        if self._fatal.is_set():
+            log.error("kafka producer hit a fatal error; starting a new producer")
+            self._producer.replace()
+            self._fatal.clear()
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    def _claim(self, conn: Conn, in_flight: Sequence[str]) -> list[ClaimedRow]:
+        outbox_store.begin_claim_transaction(conn)
+        return outbox_store.claim(conn, self.options.batch_size, in_flight)
+
+    def _record_and_commit(
+        self, conn: Conn, rows: Sequence[ClaimedRow], delivery: BatchDelivery, started: float
+    ) -> BatchReport:
+        report = self._record(conn, rows, delivery)
+        conn.commit()
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return report
+
+    def _pipeline(self, stop_claiming: Callable[[], bool], abandon: Callable[[], bool]) -> Iterator[BatchReport]:
+        """Publish batch after batch, two transactions overlapped; yields each committed
+        batch's report. Ends when a claim finds nothing, when `stop_claiming()` is true (after
+        finishing the batch in flight), or after a batch that was not fully delivered (the
+        caller backs off).
+
+        Raises:
+            psycopg.OperationalError, sqlalchemy.exc.OperationalError: PostgreSQL unreachable;
+                open transactions are rolled back, so their rows are published again later.
+        """
+        db = self._db
+        pending: list[Future[Any]] = []  # DB work that must end before its connection is returned
+        with ExitStack() as connections:
+            conns = [connections.enter_context(connection(self.engine, autocommit=False))]
+            try:
+                turn = 0
+                current = db.submit(self._claim, conns[turn], ()).result()
+                finishing: Future[BatchReport] | None = None
+                while current:
+                    started = time.perf_counter()
+                    in_flight = self._producer.produce(current)
+                    if finishing is not None:  # batch k-1 was marked while batch k was produced
+                        yield finishing.result()
+                        finishing = None
+                    upcoming = None
+                    if not stop_claiming():
+                        if len(conns) == 1:  # the second connection only once there is work for it
+                            conns.append(connections.enter_context(connection(self.engine, autocommit=False)))
+                        upcoming = db.submit(self._claim, conns[1 - turn], [row.id for row in current])
+                        pending.append(upcoming)
+                    delivery = self._producer.collect(in_flight, abandon=abandon)
+                    crash_point(AFTER_ACKS)
+                    finishing = db.submit(self._record_and_commit, conns[turn], current, delivery, started)
+                    pending[:] = [f for f in pending if not f.done()] + [finishing]
+                    if upcoming is None or delivery.retry or delivery.fatal:
+                        if upcoming is not None:
+                            # Not produced, and must not be: it could overtake the rows that
+                            # failed. Give it back.
+                            upcoming.result()
+                            db.submit(conns[1 - turn].rollback).result()
+                        break
+                    current = upcoming.result()
+                    turn = 1 - turn
+                if finishing is not None:
+                    yield finishing.result()
+            finally:
+                # On an error, let the database thread finish with the connections before
+                # they are rolled back and returned to the pool.
+                _settle(pending)
+        self._replace_producer_if_fatal()
+
+    # -- draining and the loop ---------------------------------------------------------------
+
+    def drain(self, *, timeout_s: float = 60.0) -> int:
+        """Publish until no publishable row is left, or the timeout; returns rows published.
+        For tests and benchmarks; the process uses `run`.
+
+        Raises:
+            psycopg.OperationalError, sqlalchemy.exc.OperationalError: PostgreSQL unreachable.
+        """
+        deadline = time.monotonic() + timeout_s
+        total = 0
+        while time.monotonic() < deadline:
+            claimed = retried = 0
+            for report in self._pipeline(lambda: time.monotonic() >= deadline, _never):
+                total += report.published
+                claimed += report.claimed
+                retried += report.retried
+            if retried:
+                time.sleep(min(self._backoff.next_delay(), max(0.0, deadline - time.monotonic())))
+            elif claimed == 0 and self._backlog_or_none() == 0:
+                break
+            elif claimed == 0:  # rows held by another relay, or held back behind them
+                time.sleep(self.options.idle_poll_s)
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until `stop` is set, then finish the batch in flight and flush.
+
+        Kafka or PostgreSQL being down never ends the loop: the rows wait in the outbox while
+        the relay retries with capped exponential backoff, and it resumes by itself.
+        """
+        kafka_down = False
+        try:
+            while not stop.is_set():
+                if kafka_down:
+                    # Probe before claiming: no point holding row locks for a delivery
+                    # timeout while the broker is still gone.
+                    if not self._producer.probe(timeout_s=2.0):
+                        self._wait(stop, "kafka still unreachable")
+                        continue
+                    # The broker answers; the next batch tells whether it takes events (the
+                    # backoff keeps growing until one does).
+                    kafka_down = False
+                claimed = 0
+                failed: BatchReport | None = None
+                try:
+                    for report in self._pipeline(stop.is_set, stop.is_set):
+                        claimed += report.claimed
+                        if report.retried:
+                            failed = report
+                        self._refresh_backlog()
+                except DATABASE_DOWN as exc:
+                    metrics.DEPENDENCY_UP.labels("database").set(0)
+                    self._wait(stop, f"database unavailable ({type(exc).__name__}: {str(exc).strip()[:200]})")
+                    continue
+                metrics.DEPENDENCY_UP.labels("database").set(1)
+                if failed is not None and failed.unknown_topic:
+                    self._recreate_topics()
+                if failed is not None:
+                    kafka_down = True
+                    metrics.DEPENDENCY_UP.labels("kafka").set(0)
+                    self._wait(
+                        stop,
+                        f"{failed.retried} of {failed.claimed} events not delivered ({failed.first_error}); "
+                        "they stay in the outbox",
+                    )
+                    continue
+                if self._backoff.failing or (claimed and self._kafka_reported_down):
+                    # A pass without failures. (With claimed rows and an outage reported by
+                    # librdkafka, it reconnected and delivered within the delivery timeout:
+                    # the outage ended without a failed batch.)
+                    self._recovered()
+                self._refresh_backlog()
+                if claimed == 0:
+                    stop.wait(self.options.idle_poll_s)
+        finally:
+            self.close()
+            log.info("relay publisher stopped")
+
+    def _recreate_topics(self) -> None:
+        """A topic the outbox names is gone (deleted by hand?): create the missing ones again,
+        with their configured partitions and retention, so the waiting rows can go out."""
+        try:
+            created = ensure_topics(self._bootstrap)
+        except TopicSetupError as exc:
+            log.error("a topic is missing and could not be created again: %s", exc)
+            return
+        if created:
+            log.warning("topics %s were missing and have been created again", ", ".join(created))
+
+    def _wait(self, stop: threading.Event, reason: str) -> None:
+        delay = self._backoff.next_delay()
+        metrics.BACKOFF_SECONDS.set(delay)
+        backlog = self._backlog_or_none()
+        log.warning(
+            "relay backing off %.1fs (attempt %d): %s; outbox backlog %s",
+            delay,
+            self._backoff.failures,
+            reason,
+            "unknown" if backlog is None else backlog,
+        )
+        stop.wait(delay)
+
+    def _recovered(self) -> None:
+        retries = f" after {self._backoff.failures} retries" if self._backoff.failing else ""
+        log.info("relay resumed: Kafka and PostgreSQL reachable again%s", retries)
+        self._backoff.reset()
+        self._kafka_reported_down = False
+        metrics.BACKOFF_SECONDS.set(0)
+        metrics.DEPENDENCY_UP.labels("kafka").set(1)
+        metrics.DEPENDENCY_UP.labels("database").set(1)
+
+    def _refresh_backlog(self) -> None:
+        now = time.monotonic()
+        if now < self._next_backlog_refresh:
+            return
+        self._next_backlog_refresh = now + self.options.backlog_refresh_s
+        self._backlog_or_none()
+
+    def _backlog_or_none(self) -> int | None:
+        try:
+            with connection(self.engine) as conn:
+                backlog = outbox_store.backlog(conn)
+        except DATABASE_DOWN:
+            return None
+        metrics.OUTBOX_BACKLOG.set(backlog)
+        return backlog
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (runs inside poll/flush on the producing thread)."""
+        if error.fatal():
+            self._fatal.set()
+            log.error("kafka fatal error: %s", error.str())
+            return
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT) and not self._kafka_reported_down:
+            self._kafka_reported_down = True
+            metrics.DEPENDENCY_UP.labels("kafka").set(0)
+            log.warning("kafka unreachable: %s; events wait in the outbox until it is back", error.str())

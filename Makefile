@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck bench chaos down clean system-deps
+.PHONY: setup run test test-fast lint typecheck bench chaos screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
@@ -37,6 +37,10 @@ typecheck: setup
 
 bench: setup
 	@$(PY) -m bench
+
+## Refresh docs/screenshots/ from a throwaway stack driven in headless Chromium.
+screenshots: setup
+	@$(PY) scripts/screenshots.py
 
 ## The full chaos form: 10,000 transfers under every fault; writes bench/results/chaos-latest.json.
 chaos: setup

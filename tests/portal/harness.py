@@ -1,0 +1,286 @@
+"""A running Ledgerflow for browser tests and `scripts/screenshots.py`: a fresh database at alembic
+head, an in-process Temporal worker on its own task queue, the relay (`python -m relay`) for
+the inbox, and uvicorn serving the API with both portals. Everything is real; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+from psycopg import sql
+
+from config.settings import Settings, get_settings
+from stack import postgres
+from stack.ephemeral import PgServer
+from stack.service import free_port
+
+REPO: Final = Path(__file__).resolve().parents[2]
+ADMIN: Final = ("admin@ledgerflow.local", "admin-password")
+STAFF_PASSWORD: Final = "staff-password-1"
+CHROMIUM: Final = "/usr/bin/chromium"
+CHROMIUM_ARGS: Final = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def create_database(pg: PgServer, template: str | None = None) -> str:
+    """A new database (a copy of `template` when given); returns its URL."""
+    name = f"portal_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(host=pg.host, port=pg.port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        if template:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            )
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg.url(name)
+
+
+def drop_database(pg: PgServer, url: str) -> None:
+    postgres.drop_database(host=pg.host, port=pg.port, dbname=url.rsplit("/", 1)[1])
+
+
+def build_app() -> FastAPI:
+    """The API app with both portals (`portal.install` is a no-op once api/app.py calls it)."""
+    import portal
+    from api.app import create_app
+
+    app = create_app()
+    portal.install(app)
+    return app
+
+
+class WorkerThread:
+    """The Temporal worker (worker.build.build_worker) on its own event loop thread."""
+
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="portal-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            raise RuntimeError(f"worker did not start: {self._error!r}")
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as err:
+            self._error = err
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from temporalio.client import Client
+
+        from ledger.db import make_engine
+        from worker.build import build_worker
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        # The API encrypts workflow payloads (security/converter.py): the worker must read them.
+        from security.converter import data_converter
+
+        client = await Client.connect(
+            self.settings.temporal_address,
+            namespace=self.settings.temporal_namespace,
+            data_converter=data_converter(self.settings),
+        )
+        engine = make_engine(self.database_url, pool_size=8, application_name="portal-test-worker")
+        with ThreadPoolExecutor(max_workers=8) as executor:
+            worker = build_worker(
+                client,
+                engine=engine,
+                settings=self.settings,
+                task_queue=self.settings.temporal_task_queue,
+                executor=executor,
+            )
+            async with worker:
+                self._ready.set()
+                await self._stop.wait()
+        engine.dispose()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+class ServerThread:
+    def __init__(self, app: FastAPI, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self.server.run, name="portal-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
+
+
+class RelayProcess:
+    """`python -m relay` (publisher + notifier): it turns `notification.requested` outbox rows
+    into inbox messages, the way production delivers OTP codes."""
+
+    READY: Final = "relay ready"
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "relay"], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, timeout_s: float = 90) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.READY in self.log_path.read_text(errors="replace"):
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+@dataclass
+class PortalStack:
+    base_url: str
+    database_url: str
+    settings: Settings
+    relay_running: bool
+    app: FastAPI
+    staff: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def pg_url(self) -> str:
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.pg_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def otp_from_outbox(self, transfer_id: str, timeout_s: float = 15) -> str:
+        """The code from the transfer's `notification.requested` outbox row: only for when the
+        relay cannot run (the inbox is the real path)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = self.sql(
+                "SELECT payload -> 'data' ->> 'body' FROM outbox WHERE type = 'notification.requested' AND key = %s "
+                "ORDER BY seq DESC LIMIT 1",
+                transfer_id,
+            )
+            if rows and (match := re.search(r"\b(\d{6})\b", rows[0][0])):
+                return match.group(1)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no OTP notification for {transfer_id}")
+            time.sleep(0.1)
+
+
+@contextmanager
+def running_portal(
+    database_url: str, temporal_address: str, kafka_bootstrap: str | None, work_dir: Path
+) -> Iterator[PortalStack]:
+    """Seed the database, start worker, relay (when Kafka is given) and server; stop them after."""
+    from api.seed import create_staff, seed_dev
+
+    seed_dev(database_url)
+    staff: dict[str, tuple[str, str]] = {"admin": ADMIN}
+    for name, role in (
+        ("operator", "operator"),
+        ("operator2", "operator"),
+        ("approver", "approver"),
+        ("auditor", "auditor"),
+    ):
+        email = f"{name}-{uuid.uuid4().hex[:6]}@ledgerflow.test"
+        create_staff(database_url, email, STAFF_PASSWORD, role)
+        staff[name] = (email, STAFF_PASSWORD)
+
+    env = {
+        "LEDGERFLOW_DATABASE_URL": database_url,
+        "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
+        "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"portal-{uuid.uuid4().hex[:8]}",
+        # Without Kafka nothing must listen there (the API only probes it for /readyz).
+        "LEDGERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap or f"127.0.0.1:{free_port()}",
+        "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
+        "LEDGERFLOW_HOME": str(work_dir),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    relay: RelayProcess | None = None
+    worker: WorkerThread | None = None
+    server: ServerThread | None = None
+    try:
+        try:
+            settings = get_settings()
+            worker = WorkerThread(settings, database_url)
+            worker.start()
+            server = ServerThread(build_app(), free_port())
+            server.start()  # the app reads its settings at start-up (lifespan)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            get_settings.cache_clear()
+        relay_ready = False
+        if kafka_bootstrap:
+            relay_env = {**os.environ, **env, "LEDGERFLOW_RELAY_GROUP_PREFIX": f"portal-{uuid.uuid4().hex[:8]}"}
+            relay = RelayProcess(relay_env, work_dir / "relay.log")
+            relay_ready = relay.wait_ready()
+        yield PortalStack(f"http://127.0.0.1:{server.port}", database_url, settings, relay_ready, server.app, staff)
+    finally:
+        if relay is not None:
+            relay.stop()
+        if server is not None:
+            server.stop()
+        if worker is not None:
+            worker.stop()

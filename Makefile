@@ -5,17 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck bench chaos screenshots down clean system-deps
+.PHONY: setup run test test-fast lint typecheck audit bench chaos screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
 	@$(PY) -m stack.prefetch
 
-$(STAMP): pyproject.toml scripts/system-deps.sh
+$(STAMP): pyproject.toml security/requirements.lock scripts/system-deps.sh
 	@bash scripts/system-deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[dev]' -c security/requirements.lock
 	@touch $(STAMP)
 
 ## Start the whole embedded stack (PostgreSQL, Temporal + Web UI, Kafka, worker, relay, API).
@@ -31,6 +31,12 @@ test-fast: setup
 
 lint: setup
 	@$(VENV)/bin/ruff check .
+	@$(PY) -m security.sqlcheck api otp security
+
+## Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API and OSV reachable:
+## --strict so that "could not check" fails instead of passing silently).
+audit: setup
+	@$(VENV)/bin/pip-audit --strict --progress-spinner off -r security/requirements.lock
 
 typecheck: setup
 	@$(VENV)/bin/mypy

@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+import portal
 from api import idempotency, problems, readiness
+from api.bodylimit import BodySizeLimit
 from api.metrics import LATENCY, REQUESTS
-from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS
+from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS, ops_codec, ops_reconciliation
 from api.runtime import Runtime
 from api.schemas import ProblemDoc
 
@@ -78,6 +80,17 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
 
+    # Before anything reads a body (only `measure` is outside it, so refusals are counted too).
+    # 64 KiB everywhere except the two routes that take documents: Temporal payloads for the
+    # Web UI's codec, and bank statements (CSV) for reconciliation.
+    app.add_middleware(
+        BodySizeLimit,
+        prefixes={
+            OPS_PREFIX + ops_codec.PREFIX: ops_codec.MAX_BODY_BYTES,
+            OPS_PREFIX + ops_reconciliation.STATEMENTS_PATH: ops_reconciliation.MAX_STATEMENT_BYTES,
+        },
+    )
+
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         t0 = time.perf_counter()
@@ -126,6 +139,8 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=CUSTOMER_PREFIX)
     for router in OPS_ROUTERS:
         app.include_router(router, prefix=OPS_PREFIX)
+    # The two HTML portals (/portal/ and /ops/), on top of the same API.
+    portal.install(app)
 
     app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

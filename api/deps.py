@@ -259,3 +259,21 @@ def idempotency_key(
 
 
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+
+
+def limit_transfer_creation(request: Request, runtime: RuntimeDep, customer: CurrentCustomer) -> None:
+    """Raises: Problem 429 rate_limited (api/ratelimit.py)."""
+    policy = runtime.rate_limits.policy
+    runtime.rate_limits.enforce(
+        [(policy.transfers_per_customer, customer.scope), (policy.transfers_per_ip, client_ip(request))]
+    )
+
+
+def limit_otp_submission(request: Request, runtime: RuntimeDep, customer: CurrentCustomer) -> None:
+    """Raises: Problem 429 rate_limited (api/ratelimit.py)."""
+    policy = runtime.rate_limits.policy
+    runtime.rate_limits.enforce([(policy.otp_per_customer, customer.scope), (policy.otp_per_ip, client_ip(request))])
+
+
+TransferCreationLimit = Annotated[None, Depends(limit_transfer_creation)]
+OtpSubmissionLimit = Annotated[None, Depends(limit_otp_submission)]

@@ -29,6 +29,7 @@ def login(engine: Engine, request: Request, realm: str, username: str, password:
     retry_after: int | None = None
     # One transaction, and no exception raised inside it: the failure row must be committed.
     with engine.begin() as conn:
+        throttle.serialise(conn, realm, username)
         retry_after = throttle.retry_after_s(conn, realm, username, ip)
         if retry_after is not None:
             outcome = "throttled"

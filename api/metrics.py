@@ -24,3 +24,7 @@ IDEMPOTENT_REPLAYS: Final = Counter(
 DENIALS: Final = Counter(
     "ledgerflow_api_denials_total", "Requests refused by authentication or roles", ["realm", "reason"]
 )
+RATE_LIMITED: Final = Counter("ledgerflow_api_rate_limited_total", "Requests refused by a rate limit", ["rule"])
+CODEC_PAYLOADS: Final = Counter(
+    "ledgerflow_api_codec_payloads_total", "Payloads run through the Temporal UI codec endpoint", ["operation"]
+)

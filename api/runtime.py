@@ -7,12 +7,15 @@ import logging
 
 from confluent_kafka.admin import AdminClient
 from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
 from api.problems import Problem
+from api.ratelimit import RateLimits
 from config.settings import Settings, get_settings
 from fx.rates import TableRateProvider
 from ledger.db import make_engine
 from ledger.service import Ledger
+from security.converter import data_converter
 
 log = logging.getLogger("ledgerflow.api")
 
@@ -30,6 +33,10 @@ class Runtime:
         )
         self.ledger = Ledger(self.engine)
         self.rates = TableRateProvider(self.engine)
+        self.rate_limits = RateLimits()
+        # Built now, not at (lazy) connect time: a malformed key fails the start, and a
+        # reconnect later uses the same keys whatever the environment says by then.
+        self.data_converter = data_converter(self.settings)
         self._kafka_admin: AdminClient | None = None
         self._temporal: Client | None = None
         self._temporal_lock = asyncio.Lock()
@@ -50,7 +57,11 @@ class Runtime:
                 if self._temporal is None:
                     try:
                         self._temporal = await asyncio.wait_for(
-                            Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace),
+                            Client.connect(
+                                self.settings.temporal_address,
+                                namespace=self.settings.temporal_namespace,
+                                data_converter=self.data_converter,
+                            ),
                             timeout=3,
                         )
                     except Exception as err:
@@ -63,6 +74,18 @@ class Runtime:
         if client is None:
             raise Problem(503, "temporal_unavailable", "Service unavailable", "The workflow engine is not reachable.")
         return client
+
+    @property
+    def payload_codec(self) -> PayloadCodec:
+        """The codec of the Temporal payloads (the Web UI's codec endpoint uses it)."""
+        codec = self.data_converter.payload_codec
+        assert codec is not None
+        return codec
+
+    @property
+    def temporal_ui_origin(self) -> str:
+        """The Web UI's origin: the only one the codec endpoint answers CORS requests from."""
+        return f"http://{self.settings.host}:{self.settings.temporal_ui_port}"
 
     def temporal_ui_url(self, workflow_id: str) -> str:
         s = self.settings

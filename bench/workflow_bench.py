@@ -23,15 +23,18 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.transfer_io import OtpSubmission, TransferRequest
 from bench.stats import percentile, result
+from config.settings import Settings
 from ledger.db import make_engine
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
+from worker.temporal_client import connect
 from workflows.transfer import TransferWorkflow, workflow_id_for
 
 REPO = Path(__file__).resolve().parent.parent
 CODE = re.compile(r"\b(\d{6})\b")
 OTP_KEY = "22" * 32
+SETTINGS = Settings(otp_key=OTP_KEY, payload_keys="bench:" + "55" * 32)
 
 
 def start_process(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -125,11 +128,14 @@ async def measure(
         source = ledger.open_account(uuid7(), "USD")
         ledger.deposit(uuid7(), source.id, Money(10_000_000, "USD"))
         pairs.append((source, ledger.open_account(uuid7(), "USD")))
-    client = await Client.connect(temporal_address)
+    # The floor runs bare: no codec on its client or worker. Transfers use ours (encrypted).
+    plain = await Client.connect(temporal_address)
+    client = await connect(SETTINGS, temporal_address)
     base_env = {
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
         "LEDGERFLOW_DATABASE_URL": db_url,
         "LEDGERFLOW_OTP_KEY": OTP_KEY,
+        "LEDGERFLOW_PAYLOAD_KEYS": SETTINGS.payload_keys.get_secret_value(),
     }
 
     noop_queue = f"bench-noop-{uuid.uuid4().hex[:6]}"
@@ -137,8 +143,8 @@ async def measure(
         "bench.noop", {**base_env, "LEDGERFLOW_TEMPORAL_TASK_QUEUE": noop_queue}, logs / "noop-worker.log"
     )
     try:
-        await run_noop(client, noop_queue, 100, in_flight)  # warm-up
-        floor_rate, floor_lat = await run_noop(client, noop_queue, count, in_flight)
+        await run_noop(plain, noop_queue, 100, in_flight)  # warm-up
+        floor_rate, floor_lat = await run_noop(plain, noop_queue, count, in_flight)
     finally:
         noop_worker.terminate()
         noop_worker.wait(30)

@@ -11,6 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,7 +51,10 @@ class Settings(BaseSettings):
     }
     # Hex HMAC key for OTP hashes. Empty: a key is generated once under `home` and kept there;
     # production sets it from a secret store, never from the repository.
-    otp_key: str = ""
+    otp_key: SecretStr = SecretStr("")
+    # Temporal payload encryption keys, "kid:hex64,kid:hex64" (first = active). Empty: a key
+    # file generated once under `home/secrets/` (see security.keys).
+    payload_keys: SecretStr = SecretStr("")
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -61,8 +65,8 @@ class Settings(BaseSettings):
         return url
 
     def otp_key_bytes(self) -> bytes:
-        if self.otp_key:
-            return bytes.fromhex(self.otp_key)
+        if self.otp_key.get_secret_value():
+            return bytes.fromhex(self.otp_key.get_secret_value())
         return _key_file(self.home.resolve() / "secrets" / "otp.key")
 
     @property
@@ -81,8 +85,10 @@ def _key_file(path: Path) -> bytes:
         # Written to a temporary name and linked into place, so a concurrent reader sees
         # either no file or the whole key, and only one process's key ever wins.
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(secrets.token_hex(32))
-        tmp.chmod(0o600)
+        # Created 0600 from the start: never readable by others, not even for a moment.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
         try:
             os.link(tmp, path)
         except FileExistsError:

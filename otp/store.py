@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 
@@ -34,7 +34,8 @@ class CheckResult:
     attempts_left: int
 
 
-def _one(conn: Conn, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def _one(conn: Conn, sql: LiteralString, params: dict[str, Any]) -> dict[str, Any] | None:
+    # LiteralString: SQL here is always a literal; values go in `params` (security/sqlcheck.py checks callers).
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql, params)
         return cur.fetchone()
@@ -97,7 +98,9 @@ def check(conn: Conn, *, key: bytes, binding: Binding, submission_id: str, code:
 
     attempts_left = int(challenge["attempts_left"])
     if challenge["state"] == "used":
-        outcome = "accepted" if matches(key, binding, code, challenge["code_hash"]) else "not_pending"
+        # Single use, enforced here too: a new submission of the spent code is not accepted
+        # again (a retry of the accepting submission got its answer from `seen` above).
+        outcome = "not_pending"
     elif challenge["state"] in ("locked", "expired"):
         outcome = str(challenge["state"])
     elif now >= challenge["expires_at"]:

@@ -67,6 +67,8 @@ class Stack:
             ui_port=s.temporal_ui_port,
             log_path=self.logs / "temporal.log",
             headless=headless,
+            # Staff see decoded payloads in the Web UI through the API's authenticated codec.
+            codec_endpoint=f"http://{s.host}:{s.api_port}/ops/v1/temporal-codec",
         )
 
     def kafka(self) -> Service:

@@ -10,13 +10,14 @@ from pathlib import Path
 from stack.service import Service, StackError, port_open
 
 # Search attributes the transfer workflow upserts; registered at server start so the Web UI
-# can filter by them (`--search-attribute` on the dev server).
+# can filter by them (`--search-attribute` on the dev server). The server indexes them in
+# clear, so none may carry an amount, an account id or a name: status, customer id (an opaque
+# UUID) and currencies only.
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "TransferStatus": "Keyword",
     "CustomerId": "Keyword",
     "SourceCurrency": "Keyword",
     "DestinationCurrency": "Keyword",
-    "AmountMinor": "Int",
 }
 
 # WAL + synchronous=normal: about 2.3x faster than the default rollback journal in a trial,

@@ -37,7 +37,6 @@ TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 SOURCE_CURRENCY = SearchAttributeKey.for_keyword("SourceCurrency")
 DESTINATION_CURRENCY = SearchAttributeKey.for_keyword("DestinationCurrency")
-AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 
 # Infrastructure failures (database restarts, worker crashes) retry with backoff, bounded so a
 # transfer never retries forever; business failures are non-retryable ApplicationErrors.
@@ -89,7 +88,6 @@ class TransferWorkflow:
             [
                 TRANSFER_STATUS.value_set(self._status),
                 CUSTOMER_ID.value_set(request.customer_id),
-                AMOUNT_MINOR.value_set(request.amount_minor),
             ]
         )
         try:

@@ -9,8 +9,9 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from api import pagination, schemas
-from api.deps import CurrentCustomer, DbConn
+from api.deps import CurrentCustomer, DbConn, EngineDep, record_foreign_access
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from api.problems import not_found
 
 router = APIRouter(tags=["customer: notifications"])
 
@@ -46,3 +47,28 @@ def list_notifications(
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = pagination.encode(last.created_at.isoformat(), str(last.id)) if last is not None else None
     return schemas.Page[schemas.Notification](items=items, next_cursor=next_cursor)
+
+
+@router.get("/notifications/{notification_id}", response_model=schemas.Notification)
+def get_notification(
+    notification_id: UUID, customer: CurrentCustomer, conn: DbConn, engine: EngineDep
+) -> schemas.Notification:
+    """One message of the inbox; 404 notification_not_found also when it is another customer's."""
+    row = conn.execute(
+        text(
+            "SELECT id, customer_id, channel, subject, body, transfer_id, created_at FROM notifications WHERE id = :id"
+        ),
+        {"id": notification_id},
+    ).first()
+    if row is None or row.customer_id != customer.id:
+        if row is not None:
+            record_foreign_access(engine, customer, "notification", notification_id)
+        raise not_found("notification", "notification_not_found")
+    return schemas.Notification(
+        id=row.id,
+        channel=row.channel,
+        subject=row.subject,
+        body=row.body,
+        transfer_id=row.transfer_id,
+        created_at=row.created_at,
+    )

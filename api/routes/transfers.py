@@ -18,7 +18,15 @@ from starlette.concurrency import run_in_threadpool
 
 from activities.transfer_io import TransferRequest
 from api import idempotency, metrics, schemas, transfer_flow, views
-from api.deps import CurrentCustomer, CustomerPrincipal, IdempotencyKey, RuntimeDep, record_foreign_access
+from api.deps import (
+    CurrentCustomer,
+    CustomerPrincipal,
+    IdempotencyKey,
+    OtpSubmissionLimit,
+    RuntimeDep,
+    TransferCreationLimit,
+    record_foreign_access,
+)
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
@@ -95,6 +103,7 @@ async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = N
 async def create_transfer(
     body: schemas.TransferIn,
     customer: CurrentCustomer,
+    _limit: TransferCreationLimit,
     key: IdempotencyKey,
     request: Request,
     runtime: RuntimeDep,
@@ -186,11 +195,12 @@ def get_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeD
         "200 once the code is taken (status processing, in_review or posted). 422 invalid_otp with "
         "attempts_left for a wrong code (attempts_left 0: the transfer is now failed/otp_locked). "
         "409 otp_not_pending when the transfer no longer waits for a code (expired, cancelled, locked, "
-        "already approved). 429 otp_throttled when this customer has failed too many codes in the last hour."
+        "already approved). 429 otp_throttled when this customer has failed too many codes in the last hour; "
+        "429 rate_limited when codes are submitted too fast (Retry-After)."
     ),
 )
 async def submit_otp(
-    transfer_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, runtime: RuntimeDep
+    transfer_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> Response:
     transfer = await run_in_threadpool(owned_transfer, runtime.ledger, customer, transfer_id)
     if transfer.status.value != "pending_otp":

@@ -242,6 +242,7 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
         # tests must never reach a developer's running stack.
         "LEDGERFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
+        "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -249,6 +249,7 @@ def running_portal(
         # Without Kafka nothing must listen there (the API only probes it for /readyz).
         "LEDGERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap or f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
+        "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_HOME": str(work_dir),
     }
     saved = {k: os.environ.get(k) for k in env}

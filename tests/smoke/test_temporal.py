@@ -6,23 +6,22 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import create_engine
-from temporalio.client import Client
 
 from activities.health import DbPingResult
 from config.settings import Settings
 from worker.build import build_worker
+from worker.temporal_client import connect
 from workflows.health import HealthCheckWorkflow
 
 
 async def test_workflow_runs_to_completion(temporal_address: str, db_url: str) -> None:
-    client = await Client.connect(temporal_address)
+    settings = Settings(payload_keys="smoke:" + "44" * 32)
+    client = await connect(settings, temporal_address)
     engine = create_engine(db_url)
     task_queue = f"smoke-{uuid.uuid4().hex[:8]}"
     probe = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=2) as executor:
-        async with build_worker(
-            client, engine=engine, settings=Settings(), task_queue=task_queue, executor=executor
-        ):
+        async with build_worker(client, engine=engine, settings=settings, task_queue=task_queue, executor=executor):
             result = await client.execute_workflow(
                 HealthCheckWorkflow.run,
                 probe,

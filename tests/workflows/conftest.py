@@ -5,17 +5,18 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from temporalio.client import Client
 
 from config.settings import Settings
 from ledger.db import make_engine
 from ledger.service import Ledger
 from tests.workflows.helpers import CURRENCIES, Bank
 from worker.build import build_worker
+from worker.temporal_client import connect
 
 # Low thresholds so review tests need no huge deposits: 1,000.00 USD and up is reviewed.
 TEST_SETTINGS = Settings(
     otp_key="11" * 32,
+    payload_keys="test:" + "33" * 32,  # a test-only key: histories in tests are encrypted too
     review_threshold_minor={"USD": 100_000, "EUR": 100_000},
     fx_quote_ttl_s=60,
 )
@@ -23,7 +24,7 @@ TEST_SETTINGS = Settings(
 
 @pytest.fixture
 async def bank(temporal_address: str, migrated_db_url: str) -> AsyncIterator[Bank]:
-    client = await Client.connect(temporal_address)
+    client = await connect(TEST_SETTINGS, temporal_address)
     engine = make_engine(migrated_db_url, pool_size=10)
     ledger = Ledger(engine)
     ledger.ensure_house_accounts(CURRENCIES)

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from activities.transfer_io import OtpSubmission, TransferRequest, TransferState
 from ledger.accounts import Account
@@ -62,9 +63,22 @@ class Bank:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
-        state = await self.client.execute_update_with_start_workflow(
-            TransferWorkflow.initiated, start_workflow_operation=start
-        )
+        for attempt in range(50):
+            try:
+                state = await self.client.execute_update_with_start_workflow(
+                    TransferWorkflow.initiated, start_workflow_operation=start
+                )
+                break
+            except RPCError as err:
+                # The server refuses an update until it has seen a poller on the queue: a worker
+                # that has just started may not have polled yet.
+                if "no poller seen" not in str(err) or attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
+                start = WithStartWorkflowOperation(
+                    TransferWorkflow.run, request, id=workflow_id_for(request.transfer_id),
+                    task_queue=self.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
         return await start.workflow_handle(), state
 
     def otp_code(self, transfer_id: str) -> str:

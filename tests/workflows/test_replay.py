@@ -16,12 +16,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from activities.transfer_io import ReviewDecision
+from security.converter import data_converter
+from tests.workflows.conftest import TEST_SETTINGS
 from tests.workflows.helpers import Bank, result, wrong
 from workflows.health import HealthCheckWorkflow
 from workflows.transfer import TransferWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[TransferWorkflow, HealthCheckWorkflow])
+# Recorded histories are decoded with the test key; older plain ones pass through the codec.
+REPLAYER = Replayer(workflows=[TransferWorkflow, HealthCheckWorkflow], data_converter=data_converter(TEST_SETTINGS))
 
 
 async def record_scenarios(bank: Bank) -> dict[str, WorkflowHistory]:

@@ -90,6 +90,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from recon.audit_cli import verify_audit
+
+    return verify_audit(Settings().sqlalchemy_url)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledgerflow", description="Ledgerflow money-transfer engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--email", required=True)
     create.add_argument("--role", required=True, choices=["operator", "approver", "auditor", "admin"])
     create.set_defaults(func=cmd_staff_create)
+    audit = sub.add_parser("audit", help="audit trail tools").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check the audit log's hash chain (exit 1 if broken)").set_defaults(
+        func=cmd_audit_verify
+    )
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

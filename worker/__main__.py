@@ -7,11 +7,14 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from temporalio.client import Client
+from temporalio.service import RPCError
 
 from config.settings import get_settings
 from ledger.db import make_engine
+from recon.io import ReconciliationPolicy
+from recon.schedule import ensure_schedule
 from worker.build import build_worker
+from worker.temporal_client import connect
 
 log = logging.getLogger("ledgerflow.worker")
 
@@ -20,7 +23,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect(settings)
     with ThreadPoolExecutor(max_workers=settings.db_pool_size) as executor:
         worker = build_worker(
             client, engine=engine, settings=settings, task_queue=settings.temporal_task_queue, executor=executor
@@ -30,6 +33,13 @@ async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
+            try:
+                # Daily reconciliation; idempotent, so every worker start may ensure it.
+                await ensure_schedule(
+                    client, settings.temporal_task_queue, policy=ReconciliationPolicy(otp_ttl_s=settings.otp_ttl_s)
+                )
+            except RPCError as err:
+                log.warning("reconciliation schedule not ensured: %s", err)
             log.info("worker ready on task queue %s", settings.temporal_task_queue)
             await stop.wait()
             log.info("worker stopping: finishing in-flight activities")

@@ -13,11 +13,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.health import HealthActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.transfer import TransferActivities, TransferPolicy
 from config.settings import Settings
 from fx.rates import TableRateProvider
 from ledger.service import Ledger
+from security.converter import with_encryption
 from workflows.health import HealthCheckWorkflow
+from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
 from workflows.transfer import TransferWorkflow
 
 
@@ -32,12 +35,16 @@ def transfer_policy(settings: Settings) -> TransferPolicy:
 def build_worker(
     client: Client, *, engine: Engine, settings: Settings, task_queue: str, executor: ThreadPoolExecutor
 ) -> Worker:
+    # Whoever built the client, the worker reads and writes encrypted payloads.
+    client = with_encryption(client, settings)
     health = HealthActivities(engine)
     transfers = TransferActivities(Ledger(engine), TableRateProvider(engine), transfer_policy(settings))
+    # The reconciliation activities ask Temporal whether stuck transfers still have a workflow.
+    reconciliation = ReconciliationActivities(engine, client)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[HealthCheckWorkflow, TransferWorkflow],
+        workflows=[HealthCheckWorkflow, TransferWorkflow, ReconciliationWorkflow, ScheduledReconciliationWorkflow],
         activities=[
             health.db_ping,
             transfers.initiate_transfer,
@@ -46,6 +53,7 @@ def build_worker(
             transfers.fetch_fx_quote,
             transfers.post_transfer,
             transfers.close_transfer,
+            *reconciliation.all(),
         ],
         # Activities are synchronous (psycopg): they run on this thread pool, one
         # pooled database connection each at most.

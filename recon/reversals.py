@@ -1,0 +1,336 @@
+"""Maker-checker reversal of posted transfers.
+
+An operator requests (`pending_approval`); a different staff member with the approver role
+approves or rejects. Approval posts ONE compensating ledger transaction with
+Ledger.reverse_transfer (the original legs inverted; nothing is edited), which also sets the
+transfer `reversed` and writes `transfer.reversed`, keyed on the reversal id, so a retried
+approval posts nothing twice. The reversal row links to that transaction; the ledger links
+back (ledger_transactions.idempotency_key = reversal id, transfers.reversal_transaction_id).
+
+Overdraw: the payee may have spent the money. Without `force` the approval is refused
+(ReversalWouldOverdraw). With `force`, the payee gives back what it has available and the
+shortfall is debited to the house `settlement:<currency>` account (house accounts may go
+negative; customer accounts never do, the database forbids it), through the same ledger
+function Ledger.reverse_transfer calls, with the payee's leg split in two. The shortfall is
+recorded on the reversal: a receivable from the payee that ops must collect.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+import psycopg
+
+from ledger.accounts import AccountKind
+from ledger.db import TRANSFER_CONFLICT, Conn, connection, raise_translated
+from ledger.errors import IllegalTransition, InsufficientFunds, TransferNotFound, VersionConflict
+from ledger.ids import event_id, house_account_id, uuid7
+from ledger.legs import Direction, Leg
+from ledger.postings import leg_arrays, transaction_legs
+from ledger.service import Ledger
+from ledger.transfers import COLUMNS as TRANSFER_COLUMNS
+from ledger.transfers import Transfer, TransferStatus, get_transfer
+from recon.errors import (
+    FourEyesRequired,
+    NotReversible,
+    ReversalNotFound,
+    ReversalNotPending,
+    ReversalWouldOverdraw,
+)
+
+_COLUMNS: Final = (
+    "id, transfer_id, status, reason, requested_by, requested_at, decided_by, decided_at, decision_reason, "
+    "forced, transaction_id, shortfall_minor, shortfall_currency, version"
+)
+_MAX_ATTEMPTS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    id: UUID
+    transfer_id: UUID
+    status: str  # pending_approval | approved | rejected
+    reason: str
+    requested_by: UUID
+    requested_at: datetime
+    decided_by: UUID | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    forced: bool
+    transaction_id: UUID | None
+    shortfall_minor: int
+    shortfall_currency: str | None
+    version: int
+
+    def as_audit(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("requested_at", "decided_at")}
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    reversal: Reversal
+    replayed: bool  # the ledger had posted it already (a retried approval)
+
+
+def _from_row(row: Any) -> Reversal:
+    return Reversal(*row)
+
+
+def get_reversal(conn: Conn, reversal_id: UUID, *, lock: bool = False) -> Reversal:
+    """Raises: ReversalNotFound."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM reversals WHERE id = %s" + (" FOR UPDATE" if lock else ""), (reversal_id,)
+    ).fetchone()
+    if row is None:
+        raise ReversalNotFound(f"reversal {reversal_id} not found")
+    return _from_row(row)
+
+
+def request_reversal(
+    conn: Conn, *, reversal_id: UUID, transfer_id: UUID, requested_by: UUID, reason: str
+) -> tuple[Reversal, bool]:
+    """Record a request to reverse a posted transfer; (reversal, created). A second call with
+    the same reversal id returns the first request (created False).
+
+    Raises:
+        TransferNotFound: no such transfer.
+        NotReversible: the transfer is not posted, or already has a pending or approved reversal.
+    """
+    existing = conn.execute(f"SELECT {_COLUMNS} FROM reversals WHERE id = %s", (reversal_id,)).fetchone()
+    if existing is not None:
+        return _from_row(existing), False
+    row = conn.execute("SELECT status FROM transfers WHERE id = %s", (transfer_id,)).fetchone()
+    if row is None:
+        raise TransferNotFound(transfer_id)
+    if row[0] != TransferStatus.POSTED.value:
+        raise NotReversible(transfer_id, f"it is {row[0]}, not posted")
+    inserted = conn.execute(
+        f"INSERT INTO reversals (id, transfer_id, status, reason, requested_by) "
+        f"VALUES (%s, %s, 'pending_approval', %s, %s) "
+        f"ON CONFLICT (transfer_id) WHERE status <> 'rejected' DO NOTHING RETURNING {_COLUMNS}",
+        (reversal_id, transfer_id, reason, requested_by),
+    ).fetchone()
+    if inserted is None:
+        live = conn.execute(
+            "SELECT id, status FROM reversals WHERE transfer_id = %s AND status <> 'rejected'", (transfer_id,)
+        ).fetchone()
+        other = live[0] if live else None
+        state = live[1] if live else "requested"
+        raise NotReversible(transfer_id, f"reversal {other} is already {state}", reversal_id=other)
+    return _from_row(inserted), True
+
+
+def _decidable(reversal: Reversal, staff_id: UUID) -> None:
+    """Raises: ReversalNotPending, FourEyesRequired."""
+    if reversal.status != "pending_approval":
+        raise ReversalNotPending(reversal.id, reversal.status)
+    if reversal.requested_by == staff_id:
+        raise FourEyesRequired(f"reversal {reversal.id} was requested by this staff member; another must decide")
+
+
+def _payee_take_back(legs: list[Leg], payee: UUID) -> int:
+    """What the compensating legs take from the payee (net debit, minor units)."""
+    return sum(-leg.signed_minor for leg in legs if leg.account_id == payee)
+
+
+def _available(conn: Conn, account_id: UUID) -> int:
+    row = conn.execute(
+        "SELECT ledger_minor - held_minor FROM account_balances WHERE account_id = %s", (account_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _cover_shortfall(legs: list[Leg], payee: UUID, shortfall: int, settlement: UUID) -> list[Leg]:
+    """The compensating legs with `shortfall` of the payee's debit moved to settlement."""
+    take = _payee_take_back(legs, payee)
+    currency = next(leg.currency for leg in legs if leg.account_id == payee)
+    out: list[Leg] = []
+    for leg in legs:
+        if leg.account_id != payee:
+            out.append(leg)
+        elif not any(o.account_id == payee for o in out) and take - shortfall > 0:
+            out.append(Leg(payee, Direction.DEBIT, take - shortfall, currency))
+    out.append(Leg(settlement, Direction.DEBIT, shortfall, currency))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    transaction_id: UUID
+    shortfall_minor: int
+    currency: str
+    replayed: bool
+
+
+def _replayed(conn: Conn, reversal_id: UUID, transfer: Transfer) -> _Posted:
+    """The reversal transaction already posted under this reversal id.
+
+    Raises: NotReversible (another reversal reversed the transfer).
+    """
+    row = conn.execute(
+        "SELECT id, transfer_id FROM ledger_transactions WHERE idempotency_key = %s", (reversal_id,)
+    ).fetchone()
+    if row is None or row[1] != transfer.id:
+        raise NotReversible(transfer.id, "it was reversed by another reversal")
+    settlement = house_account_id(AccountKind.SETTLEMENT, transfer.destination_currency)
+    shortfall = sum(
+        leg.amount_minor
+        for leg in transaction_legs(conn, row[0])
+        if leg.account_id == settlement and leg.direction is Direction.DEBIT
+    ) - sum(
+        leg.amount_minor
+        for leg in (transaction_legs(conn, transfer.transaction_id) if transfer.transaction_id else [])
+        if leg.account_id == settlement and leg.direction is Direction.CREDIT
+    )
+    return _Posted(row[0], max(shortfall, 0), transfer.destination_currency, True)
+
+
+def _post(ledger: Ledger, reversal: Reversal, reason: str, *, force: bool) -> _Posted:
+    """Post the compensating transaction: Ledger.reverse_transfer, or with `force` and a
+    shortfall the ledger's reversal function with the payee's debit split (module docstring).
+
+    Raises:
+        NotReversible: the transfer is no longer posted (or another reversal reversed it).
+        ReversalWouldOverdraw: the payee lacks the money and `force` is false.
+        VersionConflict: lost the race on the transfer row repeatedly.
+        AccountFrozen, AccountClosed: an account of the legs takes no postings.
+    """
+    with connection(ledger.engine, autocommit=True) as conn:
+        for _ in range(_MAX_ATTEMPTS):
+            transfer = get_transfer(conn, reversal.transfer_id)
+            if transfer.status is TransferStatus.REVERSED:
+                return _replayed(conn, reversal.id, transfer)
+            if transfer.status is not TransferStatus.POSTED or transfer.transaction_id is None:
+                raise NotReversible(transfer.id, f"it is {transfer.status.value}, not posted")
+            payee = transfer.destination_account_id
+            legs = [p.as_leg().inverted() for p in transaction_legs(conn, transfer.transaction_id)]
+            take = _payee_take_back(legs, payee)
+            available = _available(conn, payee)
+            payee_currency = transfer.destination_currency
+            shortfall = max(0, take - max(available, 0))
+            if shortfall and not force:
+                raise ReversalWouldOverdraw(payee, payee_currency, available, take)
+            if not shortfall:
+                try:
+                    posting = ledger.reverse_transfer(reversal.id, transfer.id, reason)
+                except (InsufficientFunds, IllegalTransition):
+                    continue  # the payee spent, or the transfer moved on, since we read: again
+                return _Posted(posting.transaction_id, 0, payee_currency, posting.replayed)
+            # Forced with a shortfall: the same ledger function, with the payee's debit split.
+            settlement = house_account_id(AccountKind.SETTLEMENT, payee_currency)
+            ledger.ensure_house_accounts([payee_currency])
+            legs = _cover_shortfall(legs, payee, shortfall, settlement)
+            transaction_id = uuid7()
+            try:
+                # Status CAS, transaction, legs, projection and event in one commit.
+                conn.execute(
+                    f"SELECT {TRANSFER_COLUMNS} FROM ledger_reverse_transfer("
+                    "%s, %s, %s, %s, %s, %s::uuid[], %s::text[], %s::bigint[], %s)",
+                    (
+                        reversal.id,
+                        transfer.id,
+                        transfer.version,
+                        transaction_id,
+                        reason,
+                        *leg_arrays(legs),
+                        event_id(transfer.id, "transfer.reversed"),
+                    ),
+                ).fetchone()
+            except psycopg.Error as exc:
+                if exc.sqlstate == TRANSFER_CONFLICT:
+                    continue  # the transfer moved on: read it again
+                try:
+                    raise_translated(exc)
+                except InsufficientFunds:
+                    continue  # the payee spent meanwhile: measure again
+                raise
+            return _Posted(transaction_id, shortfall, payee_currency, False)
+    raise VersionConflict("transfer", reversal.transfer_id, -1, None)
+
+
+def approve_reversal(
+    conn: Conn, ledger: Ledger, *, reversal_id: UUID, approver_id: UUID, force: bool, reason: str | None
+) -> Approval:
+    """Approve and post. `conn` must be in a transaction: the reversal row stays locked until it
+    commits, so two approvers of one reversal queue (the second finds it approved).
+
+    Raises:
+        ReversalNotFound; ReversalNotPending; FourEyesRequired (the approver requested it);
+        NotReversible; ReversalWouldOverdraw (without force); VersionConflict;
+        AccountFrozen, AccountClosed (from the ledger).
+    """
+    reversal = get_reversal(conn, reversal_id, lock=True)
+    _decidable(reversal, approver_id)
+    posted = _post(ledger, reversal, reason or reversal.reason, force=force)
+    row = conn.execute(
+        f"""
+        UPDATE reversals
+           SET status = 'approved', decided_by = %s, decided_at = now(), decision_reason = %s, forced = %s,
+               transaction_id = %s, shortfall_minor = %s, shortfall_currency = %s, version = version + 1
+         WHERE id = %s
+        RETURNING {_COLUMNS}
+        """,
+        (
+            approver_id,
+            reason,
+            force,
+            posted.transaction_id,
+            posted.shortfall_minor,
+            posted.currency if posted.shortfall_minor else None,
+            reversal_id,
+        ),
+    ).fetchone()
+    assert row is not None  # locked above
+    return Approval(_from_row(row), posted.replayed)
+
+
+def reject_reversal(conn: Conn, *, reversal_id: UUID, staff_id: UUID, reason: str) -> Reversal:
+    """Raises: ReversalNotFound, ReversalNotPending, FourEyesRequired."""
+    reversal = get_reversal(conn, reversal_id, lock=True)
+    _decidable(reversal, staff_id)
+    row = conn.execute(
+        f"UPDATE reversals SET status = 'rejected', decided_by = %s, decided_at = now(), decision_reason = %s, "
+        f"version = version + 1 WHERE id = %s RETURNING {_COLUMNS}",
+        (staff_id, reason, reversal_id),
+    ).fetchone()
+    assert row is not None
+    return _from_row(row)
+
+
+def _cursor(at: datetime, rid: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.astimezone(UTC).isoformat()}|{rid}".encode()).decode().rstrip("=")
+
+
+def list_reversals(
+    conn: Conn, *, status: str | None, transfer_id: UUID | None, limit: int, cursor: str | None
+) -> tuple[list[Reversal], str | None]:
+    """Newest first; keyset cursor on (requested_at, id).
+
+    Raises: ValueError (a cursor this list did not hand out).
+    """
+    where = ["TRUE"]
+    params: dict[str, Any] = {"n": limit + 1}
+    if status:
+        where.append("status = %(status)s")
+        params["status"] = status
+    if transfer_id:
+        where.append("transfer_id = %(transfer_id)s")
+        params["transfer_id"] = transfer_id
+    if cursor:
+        try:
+            at, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+            params["at"], params["rid"] = datetime.fromisoformat(at), UUID(rid)
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("invalid cursor") from exc
+        where.append("(requested_at, id) < (%(at)s, %(rid)s)")
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM reversals WHERE {' AND '.join(where)} ORDER BY requested_at DESC, id DESC LIMIT %(n)s",
+        params,
+    ).fetchall()
+    items = [_from_row(r) for r in rows[:limit]]
+    return items, (_cursor(items[-1].requested_at, items[-1].id) if len(rows) > limit else None)

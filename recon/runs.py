@@ -1,0 +1,180 @@
+"""Storage of reconciliation runs (`reconciliation_runs`) and their checks
+(`reconciliation_checks`), and the alarm a failed run raises.
+
+Every write is idempotent (a retried activity, or the API and the workflow both creating the
+run row, changes nothing the second time): rows are keyed on the run id and the check name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from ledger.db import Conn
+from ledger.outbox import EVENT_TOPICS, insert_event, make_event
+from recon.errors import RunNotFound
+from recon.io import CHECK_NAMES, CheckResult
+
+log = logging.getLogger("ledgerflow.recon")
+
+# The event a failed run should raise. Not in ledger.outbox.EVENT_TOPICS (nor in the outbox's
+# topic CHECK) as of 0005_recon: until the ledger accepts it, the run records that no event was
+# written and why, instead of misusing another type.
+ALERT_EVENT_TYPE: Final = "reconciliation.failed"
+
+
+def workflow_id_for(run_id: UUID | str) -> str:
+    return f"reconciliation-{run_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheck:
+    name: str
+    ok: bool
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: UUID
+    status: str
+    trigger: str
+    requested_by: UUID | None
+    workflow_id: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    alert: dict[str, Any] | None
+    checks: list[StoredCheck]
+
+
+def create_run(conn: Conn, run_id: UUID, *, trigger: str, requested_by: UUID | None) -> bool:
+    """Insert the run as `queued` unless it exists; True if this call created it."""
+    cur = conn.execute(
+        "INSERT INTO reconciliation_runs (id, status, trigger, requested_by, workflow_id) "
+        "VALUES (%s, 'queued', %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+        (run_id, trigger, requested_by, workflow_id_for(run_id)),
+    )
+    return cur.rowcount == 1
+
+
+def begin_run(conn: Conn, run_id: UUID, *, trigger: str, requested_by: UUID | None) -> None:
+    """Mark the run `running` (creating it for scheduled runs); a finished run stays finished."""
+    create_run(conn, run_id, trigger=trigger, requested_by=requested_by)
+    conn.execute(
+        "UPDATE reconciliation_runs SET status = 'running', started_at = coalesce(started_at, now()) "
+        "WHERE id = %s AND status = 'queued'",
+        (run_id,),
+    )
+
+
+def _alert(conn: Conn, run_id: UUID, failed: list[str]) -> dict[str, Any]:
+    """Raise the alarm of a failed run in the caller's transaction, or say why it could not."""
+    if ALERT_EVENT_TYPE not in EVENT_TOPICS:
+        log.error("reconciliation run %s failed (%s); no outbox event type to announce it", run_id, failed)
+        return {
+            "emitted": False,
+            "event_type": ALERT_EVENT_TYPE,
+            "reason": f"the ledger's outbox does not accept {ALERT_EVENT_TYPE!r} yet (ledger.outbox.EVENT_TOPICS)",
+            "failed_checks": failed,
+        }
+    event = make_event(
+        ALERT_EVENT_TYPE,
+        business_id=run_id,
+        key=run_id,
+        data={"run_id": run_id, "failed_checks": failed, "workflow_id": workflow_id_for(run_id)},
+    )
+    insert_event(conn, event)
+    return {"emitted": True, "event_type": ALERT_EVENT_TYPE, "event_id": str(event.id), "failed_checks": failed}
+
+
+def finish_run(conn: Conn, run_id: UUID, checks: list[CheckResult]) -> tuple[str, dict[str, Any] | None]:
+    """Store the checks and the outcome (passed / failed) in the caller's transaction; a failed
+    run raises its alarm (see _alert). Returns (status, alert). Idempotent: a run finished
+    before keeps its first outcome."""
+    row = conn.execute("SELECT status, alert FROM reconciliation_runs WHERE id = %s FOR UPDATE", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(f"reconciliation run {run_id} not found")
+    if row[0] in ("passed", "failed"):
+        return str(row[0]), row[1]
+    for check in checks:
+        conn.execute(
+            "INSERT INTO reconciliation_checks (run_id, name, ok, details) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (run_id, name) DO UPDATE SET ok = EXCLUDED.ok, details = EXCLUDED.details, checked_at = now()",
+            (run_id, check.name, check.ok, Jsonb(check.details)),
+        )
+    failed = [c.name for c in checks if not c.ok]
+    status = "failed" if failed else "passed"
+    alert = _alert(conn, run_id, failed) if failed else None
+    conn.execute(
+        "UPDATE reconciliation_runs SET status = %s, started_at = coalesce(started_at, now()), finished_at = now(), "
+        "alert = %s WHERE id = %s",
+        (status, None if alert is None else Jsonb(alert), run_id),
+    )
+    return status, alert
+
+
+_RUN_COLUMNS: Final = "id, status, trigger, requested_by, workflow_id, created_at, started_at, finished_at, alert"
+
+
+def _order(name: str) -> int:
+    return CHECK_NAMES.index(name) if name in CHECK_NAMES else len(CHECK_NAMES)
+
+
+def _run_from(row: Any, checks: list[StoredCheck]) -> Run:
+    rid, status, trigger, requested_by, workflow_id, created_at, started_at, finished_at, alert = row
+    return Run(rid, status, trigger, requested_by, workflow_id, created_at, started_at, finished_at, alert, checks)
+
+
+def get_run(conn: Conn, run_id: UUID) -> Run:
+    """Raises: RunNotFound."""
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM reconciliation_runs WHERE id = %s", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(f"reconciliation run {run_id} not found")
+    checks = [
+        StoredCheck(r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT name, ok, details FROM reconciliation_checks WHERE run_id = %s", (run_id,)
+        ).fetchall()
+    ]
+    checks.sort(key=lambda c: _order(c.name))
+    return _run_from(row, checks)
+
+
+def _cursor(created_at: datetime, run_id: UUID) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{run_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, UUID]:
+    """Raises: ValueError (not a cursor of this list)."""
+    try:
+        at, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+        return datetime.fromisoformat(at), UUID(rid)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def list_runs(conn: Conn, *, limit: int, cursor: str | None) -> tuple[list[Run], str | None]:
+    """Runs newest first, without their checks; keyset cursor on (created_at, id).
+
+    Raises: ValueError (a cursor this list did not hand out).
+    """
+    params: dict[str, Any] = {"n": limit + 1}
+    where = "TRUE"
+    if cursor:
+        params["at"], params["rid"] = _decode(cursor)
+        where = "(created_at, id) < (%(at)s, %(rid)s)"
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM reconciliation_runs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(n)s",
+        params,
+    ).fetchall()
+    runs = [_run_from(r, []) for r in rows[:limit]]
+    return runs, (_cursor(runs[-1].created_at, runs[-1].id) if len(rows) > limit else None)

@@ -4,7 +4,7 @@ Each figure is printed beside a floor measured in the same run on the same machi
 ratio means something even on a noisy 2-core box. Results go to
 bench/results/<UTC date-time>.json and bench/results/latest.json.
 
-Usage: python -m bench [ledger] [workflow] [relay]   (no names: all of them)
+Usage: python -m bench [ledger] [workflow] [relay] [e2e]   (no names: all of them)
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
-    wanted = set(argv) or {"ledger", "workflow", "relay"}
+    wanted = set(argv) or {"ledger", "workflow", "relay", "e2e"}
     home = Path(tempfile.mkdtemp(prefix="ledgerflow-bench-"))
     stack = EphemeralStack(home)
     results: list[dict[str, Any]] = []
@@ -103,9 +103,16 @@ def main(argv: list[str]) -> int:
             say("starting Kafka")
             return rb.run(fresh_db(stack), stack.kafka())
 
+        def e2e_bench() -> list[dict[str, Any]]:
+            from bench import e2e_bench as eb
+
+            say("starting the worker, relay and API")
+            return eb.run(stack, home)
+
         step("ledger", ledger_bench)
         step("workflow", workflow_bench)
         step("relay", relay_bench)
+        step("e2e", e2e_bench)
     finally:
         say("stopping the stack")
         stack.close()

@@ -41,7 +41,10 @@ class Report:
 
 
 class Bank:
-    def __init__(self, api: Api, counters: Counters, seed: int = 7) -> None:
+    def __init__(self, api: Api, counters: Counters, seed: int = 7, *, mix: bool = True) -> None:
+        # mix: also cancel some transfers and send a wrong code first on others (chaos);
+        # without it every transfer is approved with the right code (the benchmark).
+        self.mix = mix
         self.api = api
         self.counters = counters
         self.random = random.Random(seed)
@@ -134,7 +137,7 @@ class Bank:
         transfer_id = created.json()["id"]
         self.report.created += 1
         self.report.transfer_ids.append(transfer_id)
-        action = rnd.random()
+        action = rnd.random() if self.mix else 1.0
         if action < 0.05:
             await self._ignore_errors(self.api.call("POST", f"/v1/transfers/{transfer_id}/cancel", token=source.token))
         else:

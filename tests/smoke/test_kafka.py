@@ -18,12 +18,14 @@ def test_produce_and_consume(kafka_bootstrap: str) -> None:
     producer.produce(topic, key=b"k", value=payload)
     assert producer.flush(30) == 0
 
-    consumer = Consumer({
-        "bootstrap.servers": kafka_bootstrap,
-        "group.id": f"smoke-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"smoke-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     try:
         received = None

@@ -22,6 +22,7 @@ def test_invariants_hold_under_faults() -> None:
         otp_ttl_s=30, faults="all", seed=11,
     )
     report = run(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "chaos-ci-latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("outcomes", "retries_seen", "duplicates_absorbed", "faults_injected")}))
     assert report["invariants"] == {name: True for name in report["invariants"]}, report["details"]

@@ -174,7 +174,7 @@ class TransferActivities:
                 code=request.code,
                 now=self._clock(),
             )
-            if result.outcome == "accepted":
+            if result.outcome == "accepted" and not result.replayed:
                 # Approval and the status change commit together: a crash between them
                 # cannot leave an approved transfer looking as if it still waits for a code.
                 with business_errors():

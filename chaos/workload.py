@@ -106,7 +106,7 @@ class Bank:
             await asyncio.sleep(0.2)
         return None
 
-    async def transfer(self, max_amount_minor: int) -> None:
+    async def transfer(self, max_amount_minor: int, min_amount_minor: int = 1) -> None:
         rnd = self.random
         source, destination = rnd.sample(self.customers, 2) if len(self.customers) > 1 else (self.customers[0],) * 2
         src_ccy, dst_ccy = rnd.choice(CURRENCIES), rnd.choice(CURRENCIES)
@@ -115,7 +115,7 @@ class Bank:
         body = {
             "source_account_id": source.accounts[src_ccy],
             "destination_account_id": destination.accounts[dst_ccy],
-            "amount_minor": rnd.randint(1, max_amount_minor),
+            "amount_minor": rnd.randint(min_amount_minor, max_amount_minor),
             "currency": rnd.choice([src_ccy, dst_ccy]),
         }
         self.report.attempted += 1
@@ -190,11 +190,11 @@ class Bank:
                 self.report.negative_reads.append(f"{customer.accounts[currency]}: {balance}")
             await asyncio.sleep(0.02)
 
-    async def run_transfers(self, count: int, in_flight: int, max_amount_minor: int) -> None:
+    async def run_transfers(self, count: int, in_flight: int, max_amount_minor: int, min_amount_minor: int = 1) -> None:
         gate = asyncio.Semaphore(in_flight)
 
         async def one() -> None:
             async with gate:
-                await self.transfer(max_amount_minor)
+                await self.transfer(max_amount_minor, min_amount_minor)
 
         await asyncio.gather(*(one() for _ in range(count)))

@@ -32,6 +32,9 @@ class CheckResult:
     # accepted | invalid | locked | expired | throttled | not_found
     outcome: str
     attempts_left: int
+    # True when this submission was checked before and this is its recorded answer: the
+    # caller must not apply the outcome's effects a second time.
+    replayed: bool = False
 
 
 def _one(conn: Conn, sql: LiteralString, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -94,7 +97,7 @@ def check(conn: Conn, *, key: bytes, binding: Binding, submission_id: str, code:
         {"t": binding.transfer_id, "s": submission_id},
     )
     if seen is not None:
-        return CheckResult(seen["outcome"], seen["attempts_left"])
+        return CheckResult(seen["outcome"], seen["attempts_left"], replayed=True)
 
     attempts_left = int(challenge["attempts_left"])
     if challenge["state"] == "used":

@@ -38,13 +38,8 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 SOURCE_CURRENCY = SearchAttributeKey.for_keyword("SourceCurrency")
 DESTINATION_CURRENCY = SearchAttributeKey.for_keyword("DestinationCurrency")
 
-# The database steps run as local activities: each is one short PostgreSQL transaction,
-# idempotent by the transfer id (or OTP submission id), so running it inside the workflow
-# task (result recorded as a marker) is safe, and it saves the server a task round trip per
-# step; the dev server's task throughput is what bounds transfers on a small machine. If the
-# worker dies mid-task, the step runs again on replay and the ledger answers "already done".
-# Infrastructure failures retry with backoff, bounded so a transfer never retries forever;
-# business failures are non-retryable ApplicationErrors.
+# Infrastructure failures (database restarts, worker crashes) retry with backoff, bounded so a
+# transfer never retries forever; business failures are non-retryable ApplicationErrors.
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -87,13 +82,6 @@ class TransferWorkflow:
 
     @workflow.run
     async def run(self, request: TransferRequest) -> str:
-        status = await self._run(request)
-        # An early end (say, insufficient funds) can finish within the first workflow task:
-        # let the `initiated` update answer before the workflow closes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return status
-
-    async def _run(self, request: TransferRequest) -> str:
         self._request = request
         self._attempts_left = request.otp_max_attempts
         workflow.upsert_search_attributes(
@@ -103,8 +91,6 @@ class TransferWorkflow:
             ]
         )
         try:
-            # A regular activity: the `initiated` update must be accepted in the first workflow
-            # task, before an early end (say, insufficient funds) can close the workflow.
             initiated = await workflow.execute_activity(
                 "initiate_transfer",
                 InitiateInput(request=request, workflow_id=workflow.info().workflow_id),
@@ -162,7 +148,7 @@ class TransferWorkflow:
                 return await self._close("failed", "quote_unavailable")
 
         try:
-            posted = await workflow.execute_local_activity(
+            posted = await workflow.execute_activity(
                 "post_transfer",
                 PostInput(transfer_id=request.transfer_id, quote=quote),
                 result_type=PostResult,
@@ -195,7 +181,7 @@ class TransferWorkflow:
             if self._cancel_requested:
                 return ("cancelled", "cancelled_by_customer")
             submission = self._submissions.pop(0)
-            result = await workflow.execute_local_activity(
+            result = await workflow.execute_activity(
                 "verify_otp",
                 VerifyOtpInput(
                     transfer_id=request.transfer_id,
@@ -249,7 +235,7 @@ class TransferWorkflow:
 
     async def _mark(self, status: str) -> None:
         assert self._request is not None
-        await workflow.execute_local_activity(
+        await workflow.execute_activity(
             "set_transfer_status",
             StatusInput(transfer_id=self._request.transfer_id, status=status),
             start_to_close_timeout=DB_TIMEOUT,
@@ -260,7 +246,7 @@ class TransferWorkflow:
     async def _close(self, status: str, reason: str) -> str:
         """Void the hold and record the final status; every non-posted end comes here."""
         assert self._request is not None
-        await workflow.execute_local_activity(
+        await workflow.execute_activity(
             "close_transfer",
             CloseInput(transfer_id=self._request.transfer_id, status=status, reason=reason),
             start_to_close_timeout=DB_TIMEOUT,

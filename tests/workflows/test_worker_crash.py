@@ -11,8 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
-from temporalio.api.enums.v1 import EventType
-
 from activities.transfer_io import OtpSubmission
 from ledger.db import make_engine
 from ledger.service import Ledger
@@ -82,10 +80,9 @@ async def test_worker_killed_after_posting_commit_posts_once(
         ):
             assert await result(handle) == "posted"
 
-    # The dead worker's workflow task timed out and the posting step ran again elsewhere.
     history = await handle.fetch_history()
-    timed_out = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]
-    assert timed_out, "the crashed worker's workflow task should have timed out and been retried"
+    attempts = [e for e in history.events if e.activity_task_started_event_attributes.attempt > 1]
+    assert attempts, "the posting activity should have run a second time"
     posted = [e for e in ledger.events_for(UUID(state.transfer_id)) if e.type == "transfer.posted"]
     assert len(posted) == 1
     assert len(ledger.transfer_legs(UUID(state.transfer_id))) == 2

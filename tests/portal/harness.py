@@ -5,7 +5,6 @@ the inbox, and uvicorn serving the API with both portals. Everything is real; no
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import secrets
@@ -15,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from config.settings import Settings, get_settings
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
+from tests.harness import WorkerThread
 
 REPO: Final = Path(__file__).resolve().parents[2]
 ADMIN: Final = ("admin@ledgerflow.local", "admin-password")
@@ -72,66 +71,6 @@ def build_app() -> FastAPI:
     app = create_app()
     portal.install(app)
     return app
-
-
-class WorkerThread:
-    """The Temporal worker (worker.build.build_worker) on its own event loop thread."""
-
-    def __init__(self, settings: Settings, database_url: str) -> None:
-        self.settings = settings
-        self.database_url = database_url
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="portal-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(60) or self._error is not None:
-            raise RuntimeError(f"worker did not start: {self._error!r}")
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as err:
-            self._error = err
-            self._ready.set()
-
-    async def _main(self) -> None:
-        from temporalio.client import Client
-
-        from ledger.db import make_engine
-        from worker.build import build_worker
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        # The API encrypts workflow payloads (security/converter.py): the worker must read them.
-        from security.converter import data_converter
-
-        client = await Client.connect(
-            self.settings.temporal_address,
-            namespace=self.settings.temporal_namespace,
-            data_converter=data_converter(self.settings),
-        )
-        engine = make_engine(self.database_url, pool_size=8, application_name="portal-test-worker")
-        with ThreadPoolExecutor(max_workers=8) as executor:
-            worker = build_worker(
-                client,
-                engine=engine,
-                settings=self.settings,
-                task_queue=self.settings.temporal_task_queue,
-                executor=executor,
-            )
-            async with worker:
-                self._ready.set()
-                await self._stop.wait()
-        engine.dispose()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 class ServerThread:

@@ -8,79 +8,25 @@ does not register them yet (so these tests run before and after the integration)
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import Engine, create_engine
-from temporalio.client import Client
-from temporalio.worker import Worker
+from sqlalchemy import create_engine
 
-from config.settings import Settings, get_settings
+from config.settings import get_settings
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
 from tests.api.conftest import Api, ApiServer, WorkerThread, bearer, new_key
-
-
-def build_worker_with_recon(
-    client: Client, *, engine: Engine, settings: Settings, task_queue: str, executor: ThreadPoolExecutor
-) -> Worker:
-    import worker.build as build
-    from activities.reconciliation import ReconciliationActivities
-    from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
-
-    captured: dict[str, Any] = {}
-
-    def capture(worker_client: Client, **kwargs: Any) -> None:
-        captured.update(kwargs, client=worker_client)
-
-    with mock.patch.object(build, "Worker", capture):
-        build.build_worker(client, engine=engine, settings=settings, task_queue=task_queue, executor=executor)
-    worker_client = captured.pop("client")
-    workflows = list(captured.pop("workflows"))
-    activities = list(captured.pop("activities"))
-    if ReconciliationWorkflow not in workflows:
-        workflows += [ReconciliationWorkflow, ScheduledReconciliationWorkflow]
-        activities += ReconciliationActivities(engine, worker_client).all()
-    return Worker(worker_client, workflows=workflows, activities=activities, **captured)
-
-
-class ReconWorkerThread(WorkerThread):
-    async def _main(self) -> None:
-        from ledger.db import make_engine
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        from security.converter import with_encryption
-
-        client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace)
-        # The API encrypts payloads; the worker must read them (a no-op once build_worker wraps it).
-        client = with_encryption(client, self.settings)
-        engine = make_engine(self.database_url, pool_size=8, application_name="test-recon-worker")
-        with ThreadPoolExecutor(max_workers=8) as executor:
-            worker = build_worker_with_recon(
-                client,
-                engine=engine,
-                settings=self.settings,
-                task_queue=self.settings.temporal_task_queue,
-                executor=executor,
-            )
-            async with worker:
-                self._ready.set()
-                await self._stop.wait()
-        engine.dispose()
 
 
 @pytest.fixture(scope="package")
@@ -118,7 +64,7 @@ def api(recon_database: str, temporal_address: str) -> Iterator[Api]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
-        worker = ReconWorkerThread(settings, recon_database)
+        worker = WorkerThread(settings, recon_database)
         worker.start()
         server = ApiServer(free_port())
         server.start()

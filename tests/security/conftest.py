@@ -11,7 +11,6 @@ Differences from tests/api's fixture, on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -20,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,72 +31,15 @@ from fastapi import FastAPI, Request
 from psycopg import sql
 from sqlalchemy import create_engine, text
 
-from config.settings import Settings, get_settings
+from config.settings import get_settings
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
 from tests.api.conftest import Api
+from tests.harness import WorkerThread
 
 ACTIVE_KEY_ID = "sec-2"
 OLD_KEY_ID = "sec-1"
-
-
-class EncryptingWorker:
-    """worker.build.build_worker on its own event loop thread, its client using the encrypting converter."""
-
-    def __init__(self, settings: Settings, database_url: str) -> None:
-        self.settings = settings
-        self.database_url = database_url
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="security-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(60) or self._error is not None:
-            raise RuntimeError(f"worker did not start: {self._error!r}")
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as err:
-            self._error = err
-            self._ready.set()
-
-    async def _main(self) -> None:
-        from temporalio.client import Client
-
-        from ledger.db import make_engine
-        from security.converter import data_converter
-        from worker.build import build_worker
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        client = await Client.connect(
-            self.settings.temporal_address,
-            namespace=self.settings.temporal_namespace,
-            data_converter=data_converter(self.settings),
-        )
-        engine = make_engine(self.database_url, pool_size=8, application_name="security-worker")
-        with ThreadPoolExecutor(max_workers=8) as executor:
-            worker = build_worker(
-                client,
-                engine=engine,
-                settings=self.settings,
-                task_queue=self.settings.temporal_task_queue,
-                executor=executor,
-            )
-            async with worker:
-                self._ready.set()
-                await self._stop.wait()
-        engine.dispose()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 class FailingRoutesError(RuntimeError):
@@ -201,7 +142,7 @@ def sec(sec_database: str, temporal_address: str) -> Iterator[SecApi]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
-        worker = EncryptingWorker(settings, sec_database)
+        worker = WorkerThread(settings, sec_database)
         worker.start()
         server = ApiServer(free_port())
         server.start()

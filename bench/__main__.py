@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -147,4 +148,7 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
+    # `timeout` or a CI runner sends SIGTERM: unwind through the `finally` that stops the
+    # throwaway stack, instead of dying and leaving its processes behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sys.exit(main(sys.argv[1:]))

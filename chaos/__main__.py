@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -126,4 +127,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # `timeout` or a CI runner sends SIGTERM: unwind through the `finally` that stops the
+    # throwaway stack, instead of dying and leaving its processes behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sys.exit(main(sys.argv[1:]))

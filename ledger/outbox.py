@@ -28,6 +28,7 @@ class Topic(StrEnum):
     TRANSFERS = "ledgerflow.transfers"
     ACCOUNTS = "ledgerflow.accounts"
     NOTIFICATIONS = "ledgerflow.notifications"
+    OPS = "ledgerflow.ops"
 
 
 # Every event type of API.md "Events on Kafka", and its topic.
@@ -43,6 +44,7 @@ EVENT_TOPICS: Final[dict[str, Topic]] = {
     "account.deposited": Topic.ACCOUNTS,
     "account.status_changed": Topic.ACCOUNTS,
     "notification.requested": Topic.NOTIFICATIONS,
+    "reconciliation.failed": Topic.OPS,
 }
 
 SOURCE: Final = "/ledgerflow/ledger"

@@ -47,6 +47,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(TRANSFERS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(ACCOUNTS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(NOTIFICATIONS, partitions=3, retention_ms=1 * DAY_MS),
+    TopicSpec("ledgerflow.ops", partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
 )
 
 

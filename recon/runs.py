@@ -1,8 +1,9 @@
 """Storage of reconciliation runs (`reconciliation_runs`) and their checks
-(`reconciliation_checks`), and the alarm a failed run raises.
+(`reconciliation_checks`), and the alarm a failed run raises (recon.alerts).
 
 Every write is idempotent (a retried activity, or the API and the workflow both creating the
-run row, changes nothing the second time): rows are keyed on the run id and the check name.
+run row, changes nothing the second time): rows are keyed on the run id and the check name,
+the alarm's outbox row on an id derived from the run id.
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from ledger.db import Conn
-from ledger.outbox import EVENT_TOPICS, insert_event, make_event
+from ledger.outbox import insert_event
+from recon import alerts
 from recon.errors import RunNotFound
 from recon.io import CHECK_NAMES, CheckResult
 
 log = logging.getLogger("ledgerflow.recon")
-
-# The event a failed run should raise. Not in ledger.outbox.EVENT_TOPICS (nor in the outbox's
-# topic CHECK) as of 0005_recon: until the ledger accepts it, the run records that no event was
-# written and why, instead of misusing another type.
-ALERT_EVENT_TYPE: Final = "reconciliation.failed"
 
 
 def workflow_id_for(run_id: UUID | str) -> str:
@@ -75,44 +72,50 @@ def begin_run(conn: Conn, run_id: UUID, *, trigger: str, requested_by: UUID | No
     )
 
 
-def _alert(conn: Conn, run_id: UUID, failed: list[str]) -> dict[str, Any]:
-    """Raise the alarm of a failed run in the caller's transaction, or say why it could not."""
-    if ALERT_EVENT_TYPE not in EVENT_TOPICS:
-        log.error("reconciliation run %s failed (%s); no outbox event type to announce it", run_id, failed)
-        return {
-            "emitted": False,
-            "event_type": ALERT_EVENT_TYPE,
-            "reason": f"the ledger's outbox does not accept {ALERT_EVENT_TYPE!r} yet (ledger.outbox.EVENT_TOPICS)",
-            "failed_checks": failed,
-        }
-    event = make_event(
-        ALERT_EVENT_TYPE,
-        business_id=run_id,
-        key=run_id,
-        data={"run_id": run_id, "failed_checks": failed, "workflow_id": workflow_id_for(run_id)},
-    )
+def _alert(conn: Conn, run_id: UUID, checks: list[CheckResult], at: datetime) -> dict[str, Any]:
+    """Write the failed run's `reconciliation.failed` event in the caller's transaction; what
+    the run stores as its `alert`."""
+    event = alerts.failed_run_event(run_id, checks, workflow_id=workflow_id_for(run_id), at=at)
+    # ON CONFLICT DO NOTHING on the derived id: written at most once whatever retries.
     insert_event(conn, event)
-    return {"emitted": True, "event_type": ALERT_EVENT_TYPE, "event_id": str(event.id), "failed_checks": failed}
+    failed = [c.name for c in checks if not c.ok]
+    log.error("reconciliation run %s failed (%s); %s event %s written", run_id, failed, event.type, event.id)
+    return {
+        "emitted": True,
+        "event_type": event.type,
+        "event_id": str(event.id),
+        "topic": event.topic,
+        "failed_checks": failed,
+    }
 
 
 def finish_run(conn: Conn, run_id: UUID, checks: list[CheckResult]) -> tuple[str, dict[str, Any] | None]:
     """Store the checks and the outcome (passed / failed) in the caller's transaction; a failed
-    run raises its alarm (see _alert). Returns (status, alert). Idempotent: a run finished
-    before keeps its first outcome."""
-    row = conn.execute("SELECT status, alert FROM reconciliation_runs WHERE id = %s FOR UPDATE", (run_id,)).fetchone()
+    run writes its `reconciliation.failed` outbox event in the same transaction (see _alert).
+    Returns (status, alert). Idempotent: a run finished before keeps its first outcome, and
+    writes no second event.
+
+    Raises:
+        RunNotFound: no run row with this id (begin_run or create_run makes it).
+    """
+    row = conn.execute(
+        "SELECT status, alert, now() FROM reconciliation_runs WHERE id = %s FOR UPDATE", (run_id,)
+    ).fetchone()
     if row is None:
         raise RunNotFound(f"reconciliation run {run_id} not found")
-    if row[0] in ("passed", "failed"):
-        return str(row[0]), row[1]
+    status_before, alert_before, now = row
+    if status_before in ("passed", "failed"):
+        return str(status_before), alert_before
     for check in checks:
         conn.execute(
             "INSERT INTO reconciliation_checks (run_id, name, ok, details) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (run_id, name) DO UPDATE SET ok = EXCLUDED.ok, details = EXCLUDED.details, checked_at = now()",
             (run_id, check.name, check.ok, Jsonb(check.details)),
         )
-    failed = [c.name for c in checks if not c.ok]
+    failed = any(not c.ok for c in checks)
     status = "failed" if failed else "passed"
-    alert = _alert(conn, run_id, failed) if failed else None
+    # now() is the transaction's time: the event's `time` is the run's finished_at.
+    alert = _alert(conn, run_id, checks, now) if failed else None
     conn.execute(
         "UPDATE reconciliation_runs SET status = %s, started_at = coalesce(started_at, now()), finished_at = now(), "
         "alert = %s WHERE id = %s",

@@ -150,12 +150,14 @@ def test_every_check_names_what_is_broken(api: Api, http: httpx.Client) -> None:
     holds = checks["holds"]["details"]
     assert [r["hold_id"] for r in holds["overdue_pending"]["rows"]] == [str(overdue_hold)]
 
-    # A failed run raises its alarm, or records why it could not.
+    # A failed run raises its alarm: one reconciliation.failed event naming every failed check.
     alert: dict[str, Any] = run["alert"]
-    assert alert["event_type"] == "reconciliation.failed"
+    assert alert["emitted"] and alert["event_type"] == "reconciliation.failed"
     assert sorted(alert["failed_checks"]) == sorted(checks)
-    if not alert["emitted"]:
-        assert "EVENT_TOPICS" in alert["reason"]
+    [(event_id, failed_checks)] = api.sql(
+        "SELECT id::text, payload -> 'data' -> 'failed_checks' FROM outbox WHERE key = %s", run["id"]
+    )
+    assert event_id == alert["event_id"] and sorted(failed_checks) == sorted(checks)
 
     # Repaired: the next run passes again.
     assert run_reconciliation(http, operator)["status"] == "passed"

@@ -9,10 +9,12 @@ transfer id, never on the run id, so a reset or a retried activity cannot post t
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.transfer_io import (
@@ -49,13 +51,28 @@ DB_RETRY = RetryPolicy(
 DB_TIMEOUT = timedelta(seconds=15)
 QUOTE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
+# Since this patch every step runs as a local activity: each is one short PostgreSQL
+# transaction, idempotent by the transfer id (or the OTP submission id), so running it inside
+# the workflow task is safe (a worker that dies mid-task leaves the task to time out; the step
+# runs again on replay and the ledger answers "already done"). It saves the server a task
+# round trip per step, and the server's task throughput is what bounds transfers on a small
+# machine. The result is stored in a marker, encrypted by the payload codec like any other
+# payload. Histories recorded before the patch replay through the regular-activity path.
+LOCAL_STEPS_PATCH = "local-db-steps"
+
+T = TypeVar("T")
+
+# How a step's final failure reaches the workflow: a regular activity's as ActivityError with
+# the activity's error as its cause, a local activity's as the activity's error itself.
+STEP_FAILURES = (ActivityError, ApplicationError, StepTimeoutError)
+
 
 def workflow_id_for(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
 
 
 def business_error(err: BaseException) -> ApplicationError | None:
-    """The non-retryable application error inside an activity failure, if that is what it was."""
+    """The non-retryable application error of a step's failure (see STEP_FAILURES), if it was one."""
     cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.non_retryable:
         return cause
@@ -77,11 +94,21 @@ class TransferWorkflow:
         self._cancel_requested = False
         self._review: ReviewDecision | None = None
         self._timeline: list[TimelineEvent] = []
+        self._local_steps = False
 
     # -- the run ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: TransferRequest) -> str:
+        # Decided once, before the first step, so a history is all one way or all the other.
+        self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
+        status = await self._run(request)
+        # An early end (say, insufficient funds) can finish within the first workflow task:
+        # let the `initiated` update answer before the workflow closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return status
+
+    async def _run(self, request: TransferRequest) -> str:
         self._request = request
         self._attempts_left = request.otp_max_attempts
         workflow.upsert_search_attributes(
@@ -91,14 +118,12 @@ class TransferWorkflow:
             ]
         )
         try:
-            initiated = await workflow.execute_activity(
+            initiated = await self._step(
                 "initiate_transfer",
                 InitiateInput(request=request, workflow_id=workflow.info().workflow_id),
-                result_type=InitiateResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                InitiateResult,
             )
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             app = business_error(err)
             if app is None:
                 raise
@@ -143,19 +168,15 @@ class TransferWorkflow:
         if initiated.source_currency != initiated.destination_currency:
             try:
                 quote = await self._firm_quote(request, initiated)
-            except ActivityError:
+            except STEP_FAILURES:
                 # The quote retry policy is short and bounded: after it, there is no quote.
                 return await self._close("failed", "quote_unavailable")
 
         try:
-            posted = await workflow.execute_activity(
-                "post_transfer",
-                PostInput(transfer_id=request.transfer_id, quote=quote),
-                result_type=PostResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+            posted = await self._step(
+                "post_transfer", PostInput(transfer_id=request.transfer_id, quote=quote), PostResult
             )
-        except ActivityError as err:
+        except STEP_FAILURES as err:
             app = business_error(err)
             if app is None:
                 raise
@@ -181,7 +202,7 @@ class TransferWorkflow:
             if self._cancel_requested:
                 return ("cancelled", "cancelled_by_customer")
             submission = self._submissions.pop(0)
-            result = await workflow.execute_activity(
+            result = await self._step(
                 "verify_otp",
                 VerifyOtpInput(
                     transfer_id=request.transfer_id,
@@ -189,9 +210,7 @@ class TransferWorkflow:
                     code=submission.code,
                     next_status="in_review" if initiated.review_required else "processing",
                 ),
-                result_type=VerifyOtpResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                VerifyOtpResult,
             )
             self._otp_outcomes[submission.submission_id] = result
             self._attempts_left = result.attempts_left
@@ -213,49 +232,45 @@ class TransferWorkflow:
             source_currency=initiated.source_currency,
             destination_currency=initiated.destination_currency,
         )
-        quote = await workflow.execute_activity(
-            "fetch_fx_quote",
-            quote_input,
-            result_type=Quote,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=QUOTE_RETRY,
-        )
+        quote = await self._step("fetch_fx_quote", quote_input, Quote, retry_policy=QUOTE_RETRY)
         # A quote that expired while we waited is not firm any more: fetch a new one.
         if datetime.fromisoformat(quote.expires_at) <= workflow.now():
             self._record("fx_quote_expired", quote.quote_id)
-            quote = await workflow.execute_activity(
-                "fetch_fx_quote",
-                quote_input,
-                result_type=Quote,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=QUOTE_RETRY,
-            )
+            quote = await self._step("fetch_fx_quote", quote_input, Quote, retry_policy=QUOTE_RETRY)
         self._record("fx_quoted", f"{quote.quote_id} rate={quote.rate}")
         return quote
 
     async def _mark(self, status: str) -> None:
         assert self._request is not None
-        await workflow.execute_activity(
-            "set_transfer_status",
-            StatusInput(transfer_id=self._request.transfer_id, status=status),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+        await self._step(
+            "set_transfer_status", StatusInput(transfer_id=self._request.transfer_id, status=status), type(None)
         )
         self._set_status(status)
 
     async def _close(self, status: str, reason: str) -> str:
         """Void the hold and record the final status; every non-posted end comes here."""
         assert self._request is not None
-        await workflow.execute_activity(
+        await self._step(
             "close_transfer",
             CloseInput(transfer_id=self._request.transfer_id, status=status, reason=reason),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            type(None),
         )
         if status != "cancelled":
             self._failure_reason = reason
         self._set_status(status, reason)
         return self._status
+
+    async def _step(
+        self, activity: str, arg: Any, result_type: type[T], *, retry_policy: RetryPolicy = DB_RETRY
+    ) -> T:
+        """Run one database step, as a local activity since LOCAL_STEPS_PATCH (see there)."""
+        if self._local_steps:
+            return await workflow.execute_local_activity(
+                activity, arg, result_type=result_type, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
+            )
+        return await workflow.execute_activity(
+            activity, arg, result_type=result_type, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
+        )
 
     # -- signals, updates, queries --------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Determinism: recorded histories must replay through the current workflow code.
 
-`histories/` holds histories recorded from real runs (committed). A change to
+`histories/` holds histories recorded from real runs (committed); `histories/before-local-steps/`
+those recorded before the `local-db-steps` patch, when every step was a regular activity: they
+must keep replaying as long as such transfers may still be running. A change to
 workflows/transfer.py that would break running transfers (a new activity call inserted
 before an old one, a timer removed, a random value...) fails here. Re-record deliberately,
 with a versioning plan, via `LEDGERFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py`.
@@ -76,7 +78,7 @@ async def test_fresh_histories_replay(bank: Bank) -> None:
         await REPLAYER.replay_workflow(history)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("**/*.json")), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"recorded-{path.stem}", path.read_text())
     await REPLAYER.replay_workflow(history)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -108,8 +108,11 @@ async def wait_for(
         await asyncio.sleep(POLL_S)
 
 
-async def submit_otp(client: Client, workflow_id: str, code: str) -> tuple[VerifyOtpResult, TransferState]:
+async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpResult:
     """Send one code and wait for its outcome (the workflow answers each submission id once).
+
+    The `otp` update returns the outcome in one round trip; for an accepted code, once the
+    workflow task that checked it has finished (with it, usually, the posting).
 
     Raises:
         Problem: 409 otp_not_pending when the workflow has closed; 503 on timeout.
@@ -117,17 +120,20 @@ async def submit_otp(client: Client, workflow_id: str, code: str) -> tuple[Verif
     handle: WorkflowHandle[TransferWorkflow, str] = client.get_workflow_handle(workflow_id)
     submission = OtpSubmission(submission_id=str(uuid.uuid4()), code=code)
     try:
-        await handle.signal(TransferWorkflow.submit_otp, submission)
+        return await asyncio.wait_for(
+            # The stub wants the update's result type, not the coroutine (as in initiate).
+            handle.execute_update(TransferWorkflow.otp, submission),  # type: ignore[arg-type]
+            timeout=OTP_OUTCOME_TIMEOUT_S,
+        )
+    except TimeoutError as err:
+        raise _timeout("OTP check") from err
+    except WorkflowUpdateFailedError as err:
+        # The workflow closed (expired, cancelled) before it could answer.
+        raise not_pending("the transfer no longer waits for a code") from err
     except RPCError as err:
         if _gone(err):
             raise not_pending("the transfer no longer waits for a code") from err
         raise
-    state = await wait_for(
-        handle, lambda s: submission.submission_id in s.otp_outcomes, timeout_s=OTP_OUTCOME_TIMEOUT_S
-    )
-    if state is None or submission.submission_id not in state.otp_outcomes:
-        raise _timeout("OTP check")
-    return state.otp_outcomes[submission.submission_id], state
 
 
 def not_pending(detail: str, **extra: Any) -> Problem:

@@ -78,7 +78,9 @@ async def test_fresh_histories_replay(bank: Bank) -> None:
         await REPLAYER.replay_workflow(history)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("**/*.json")), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
+@pytest.mark.parametrize(
+    "path", sorted(HISTORIES.glob("**/*.json")), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix(""))
+)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"recorded-{path.stem}", path.read_text())
     await REPLAYER.replay_workflow(history)

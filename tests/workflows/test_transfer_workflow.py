@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 from temporalio.service import RPCError
 
-from activities.transfer_io import ReviewDecision
+from activities.transfer_io import OtpSubmission, ReviewDecision, VerifyOtpResult
 from ledger.ids import uuid7
 from ledger.transfers import TransferStatus
 from tests.workflows.helpers import Bank, result, wrong
@@ -85,6 +85,23 @@ async def test_wrong_code_then_right_code(bank: Bank) -> None:
     assert await bank.submit(handle, code) == "accepted"
     assert await result(handle) == "posted"
     assert bank.ledger.balance(bob.id).ledger_minor == 1_000
+
+
+async def test_otp_update_answers_each_submission_once(bank: Bank) -> None:
+    """The `otp` update (what the API uses) returns the check's outcome in one round trip."""
+    alice = bank.customer_account("USD", 50_000)
+    bob = bank.customer_account("USD")
+    handle, state = await bank.start(alice, bob, 1_000)
+    code = bank.otp_code(state.transfer_id)
+    bad = OtpSubmission(submission_id="u-1", code=wrong(code))
+    assert await handle.execute_update(TransferWorkflow.otp, bad) == VerifyOtpResult("invalid", 4)  # type: ignore[arg-type]
+    # The same submission again is answered from the record: no second attempt is spent.
+    assert await handle.execute_update(TransferWorkflow.otp, bad) == VerifyOtpResult("invalid", 4)  # type: ignore[arg-type]
+    good = OtpSubmission(submission_id="u-2", code=code)
+    assert await handle.execute_update(TransferWorkflow.otp, good) == VerifyOtpResult("accepted", 4)  # type: ignore[arg-type]
+    assert await result(handle) == "posted"
+    assert bank.ledger.balance(bob.id).ledger_minor == 1_000
+    assert len(posted_events(bank, state.transfer_id)) == 1
 
 
 async def test_five_wrong_codes_lock_and_release_the_hold(bank: Bank) -> None:

@@ -2,13 +2,14 @@
 
 One batch is one PostgreSQL transaction:
 
-    claim (SELECT ... FOR UPDATE SKIP LOCKED)  ->  produce  ->  wait for every delivery report
+    claim (the oldest unpublished rows)  ->  produce  ->  wait for every delivery report
     ->  mark the acknowledged rows published, park the poison ones  ->  commit
 
-The claim's row locks keep other relays off these rows until the commit, and a row is marked
-only after Kafka acknowledged it, in the transaction that holds its lock. A crash anywhere
-before the commit rolls the marks back, so the rows are published again later: at least
-once, never lost; consumers deduplicate by event id.
+Several relays may run against one database; one of them leads (a session-level advisory
+lock, see relay.outbox_store.LEADER_LOCK_KEY) and publishes, the others poll for the lock and
+take over when the leader stops or dies. A row is marked only after Kafka acknowledged it. A
+crash anywhere before the commit leaves the rows unmarked (and frees the lock), so they are
+published again later: at least once, never lost; consumers deduplicate by event id.
 
 To keep PostgreSQL and Kafka both busy, the running relay pipelines two such transactions on
 two connections: while batch k waits for its acks, batch k+1 is claimed, and while batch k is
@@ -29,6 +30,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from confluent_kafka import KafkaError
 from sqlalchemy import Engine
 
@@ -77,8 +79,18 @@ class OutboxRelay:
     Not thread-safe: one thread drives an instance (`run`, `drain` or `publish_once`).
     """
 
-    def __init__(self, engine: Engine, bootstrap: str, options: RelayOptions | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        bootstrap: str,
+        options: RelayOptions | None = None,
+        *,
+        on_acked: Callable[[Sequence[str], Sequence[float]], None] | None = None,
+    ) -> None:
+        """`on_acked(ids, acked_at)` is told of every delivered batch: the row ids and Kafka's
+        acknowledgement times (epoch seconds), before the marks commit (the lag benchmark)."""
         self.engine = engine
+        self._on_acked = on_acked
         self.options = options or RelayOptions()
         self._bootstrap = bootstrap
         self._producer = EventProducer(bootstrap, self.options, on_error=self._on_kafka_error)
@@ -110,6 +122,8 @@ class OutboxRelay:
         (already produced ones are then published again by a later batch).
         """
         outbox_store.begin_claim_transaction(conn)
+        if not outbox_store.try_lead_transaction(conn):
+            return BatchReport()  # another relay is publishing
         rows = outbox_store.claim(conn, self.options.batch_size)
         if not rows:
             return BatchReport()
@@ -156,6 +170,8 @@ class OutboxRelay:
         observe = metrics.PUBLISH_LAG.observe
         for i, acked in zip(delivery.delivered, delivery.acked_at, strict=True):
             observe(max(0.0, acked - rows[i].created_epoch_s))
+        if self._on_acked is not None and delivery.delivered:
+            self._on_acked(published_ids, delivery.acked_at)
         metrics.PARKED.inc(len(delivery.poison))
         metrics.PUBLISH_FAILURES.inc(len(delivery.retry))
         return BatchReport(
@@ -174,6 +190,30 @@ class OutboxRelay:
             self._fatal.clear()
 
     # -- the pipeline --------------------------------------------------------------------------
+
+    @staticmethod
+    def _lead(conn: Conn) -> bool:
+        leading = outbox_store.try_lead(conn)
+        conn.commit()
+        return leading
+
+    def _resign(self, conn: Conn) -> None:
+        """Give up the leader lock before the connection goes back to the pool (a pooled
+        connection holding it would keep every other relay idle). A broken connection has
+        lost the lock with its session already."""
+
+        def resign() -> None:
+            conn.rollback()
+            outbox_store.resign(conn)
+            conn.commit()
+
+        try:
+            self._db.submit(resign).result()
+        except (psycopg.Error, *DATABASE_DOWN):
+            # Ending the session is the other way to release it (the pool then discards
+            # the closed connection).
+            log.warning("could not release the leader lock; closing its connection", exc_info=True)
+            conn.close()
 
     def _claim(self, conn: Conn, in_flight: Sequence[str]) -> list[ClaimedRow]:
         outbox_store.begin_claim_transaction(conn)
@@ -201,6 +241,9 @@ class OutboxRelay:
         pending: list[Future[Any]] = []  # DB work that must end before its connection is returned
         with ExitStack() as connections:
             conns = [connections.enter_context(connection(self.engine, autocommit=False))]
+            if not db.submit(self._lead, conns[0]).result():
+                return  # another relay leads; the caller polls again
+            connections.callback(self._resign, conns[0])
             try:
                 turn = 0
                 current = db.submit(self._claim, conns[turn], ()).result()

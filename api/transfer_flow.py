@@ -9,6 +9,7 @@ submission id).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.transfer_io import OtpSubmission, ReviewDecision, TransferRequest, TransferState, VerifyOtpResult
 from api.problems import Problem
 from workflows.transfer import TransferWorkflow, workflow_id_for
+
+log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.02
 INITIATE_TIMEOUT_S: Final = 15.0
@@ -129,6 +132,7 @@ async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpRe
         raise _timeout("OTP check") from err
     except WorkflowUpdateFailedError as err:
         # The workflow closed (expired, cancelled) before it could answer.
+        log.warning("OTP update on %s failed: %r", workflow_id, err.cause)
         raise not_pending("the transfer no longer waits for a code") from err
     except RPCError as err:
         if _gone(err):

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+
+from config.settings import Settings
 
 
 @activity.defn(name="noop")
@@ -29,8 +31,16 @@ async def main() -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    # The same poller settings as the transfer worker (worker/build.py), so that the ratio
+    # compares workflows, not worker tuning.
+    settings = Settings()
     async with Worker(
-        client, task_queue=os.environ["LEDGERFLOW_TEMPORAL_TASK_QUEUE"], workflows=[NoopWorkflow], activities=[noop]
+        client,
+        task_queue=os.environ["LEDGERFLOW_TEMPORAL_TASK_QUEUE"],
+        workflows=[NoopWorkflow],
+        activities=[noop],
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=settings.worker_workflow_pollers),
+        nonsticky_to_sticky_poll_ratio=settings.worker_nonsticky_poll_ratio,
     ):
         print("worker ready", flush=True)
         await stop.wait()

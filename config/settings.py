@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "transfers"
     temporal_ui_port: int = 8233
+    # Workflow task pollers of the worker, and the share of them on the shared (non-sticky)
+    # queue, where every new transfer's first task waits. The SDK's default (5 pollers, 0.2)
+    # leaves one poller for all new workflows: new transfers queue behind it under load.
+    worker_workflow_pollers: int = 10
+    worker_nonsticky_poll_ratio: float = 0.5
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_controller_port: int = 9093

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.health import HealthActivities
 from activities.reconciliation import ReconciliationActivities
@@ -59,4 +59,8 @@ def build_worker(
         # pooled database connection each at most.
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
+        # Every transfer step is a local activity on the same executor (see workflows/transfer.py).
+        max_concurrent_local_activities=executor._max_workers,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=settings.worker_workflow_pollers),
+        nonsticky_to_sticky_poll_ratio=settings.worker_nonsticky_poll_ratio,
     )

@@ -15,10 +15,11 @@ with workflow.unsafe.imports_passed_through():
 class HealthCheckWorkflow:
     @workflow.run
     async def run(self, probe_id: str) -> DbPingResult:
-        return await workflow.execute_activity(
+        result: DbPingResult = await workflow.execute_activity(
             "db_ping",
             DbPingInput(probe_id=probe_id),
             result_type=DbPingResult,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
+        return result

@@ -9,6 +9,14 @@
 - kafka.produce_floor: the same payloads and keys, already in memory, produced with the
   same producer settings (and a delivery callback per message, as the relay has), then one
   flush: what the broker and librdkafka can take with no database in the loop.
+- relay.lag_p50_ms / relay.lag_p99_ms: publish lag, from a row's commit to Kafka's
+  acknowledgement of it, while rows arrive at the transfer workload's pace (LAG_WRITERS
+  threads committing one small transaction each at LAG_RATE events/s in all, as the posting
+  activities do) and the real relay loop (`OutboxRelay.run`) publishes them. Floor:
+  kafka.ack_p50_ms / kafka.ack_p99_ms, the same producer settings producing the same
+  payloads at the same pace straight from memory, produce() to delivery report: the part of
+  the lag that is Kafka's and librdkafka's (linger, the broker's append and ack), which no
+  relay can go below. Everything above it is the relay's (its idle poll, the claim).
 
 The backlog is written through the ledger's own outbox insert (`ledger.outbox.insert_events`):
 transfer-shaped envelopes of about 600 bytes, two per key (like initiated + posted), so per-key
@@ -24,8 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +47,7 @@ from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from bench.stats import percentile, result
 from ledger.db import connection, make_engine, normalize_url, transaction
 from ledger.ids import uuid7
 from ledger.migrate import upgrade
@@ -49,6 +60,15 @@ from relay.topics import TOPICS, TRANSFERS, ensure_topics
 DRAIN_NAME = "relay.drain"
 FLOOR_NAME = "kafka.produce_floor"
 UNIT = "events/s"
+LAG_P50_NAME = "relay.lag_p50_ms"
+LAG_P99_NAME = "relay.lag_p99_ms"
+ACK_P50_NAME = "kafka.ack_p50_ms"
+ACK_P99_NAME = "kafka.ack_p99_ms"
+# The transfer workload's pace: a few hundred events a second from several writers (a
+# posted transfer writes one or two outbox rows per transaction).
+LAG_RATE = 300.0
+LAG_WRITERS = 6
+LAG_SECONDS = 20.0
 BENCH_TYPE = "transfer.benchmark"
 BENCH_SOURCE = "/ledgerflow/bench"
 INSERT_CHUNK = 5000
@@ -205,6 +225,151 @@ def measure_floor(bootstrap: str, payloads: list[tuple[bytes, bytes, bytes]], op
         admin.delete_topics([topic])[topic].result(30)
 
 
+@dataclass(frozen=True)
+class Latencies:
+    """Per-event latencies in milliseconds."""
+
+    values_ms: list[float]
+
+    def p(self, pct: float) -> float:
+        return percentile(self.values_ms, pct)
+
+
+class _Paced:
+    """Sleeps so that calls to `wait` happen `rate` times a second on average, from `start`."""
+
+    def __init__(self, rate: float, start: float) -> None:
+        self.interval_s = 1.0 / rate
+        self.next_at = start
+
+    def wait(self) -> None:
+        self.next_at += self.interval_s
+        delay = self.next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def measure_lag(
+    db_url: str,
+    bootstrap: str,
+    options: RelayOptions,
+    *,
+    rate: float = LAG_RATE,
+    writers: int = LAG_WRITERS,
+    seconds: float = LAG_SECONDS,
+) -> Latencies:
+    """Commit outbox rows at `rate` from `writers` threads, one row per transaction, while the
+    relay loop runs; returns each row's lag from its commit to its Kafka acknowledgement.
+
+    The commit time is taken when commit() returns: the row is visible to the relay from
+    then on (a few hundred microseconds after the server made it durable, so the lag is if
+    anything understated by that much).
+    """
+    committed: dict[str, float] = {}
+    acked: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def on_acked(ids: Sequence[str], acked_at: Sequence[float]) -> None:
+        with lock:
+            acked.update(zip(ids, acked_at, strict=True))
+
+    engine = make_engine(db_url, pool_size=writers + 3)
+    relay = OutboxRelay(engine, bootstrap, options, on_acked=on_acked)
+    stop_relay = threading.Event()
+    errors: list[BaseException] = []
+    try:
+        if not relay.connect(timeout_s=30):
+            raise RuntimeError(f"Kafka at {bootstrap} did not answer")
+        relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), name="relay")
+        relay_thread.start()
+        started = time.perf_counter()
+
+        def write() -> None:
+            pace = _Paced(rate / writers, started)
+            try:
+                with connection(engine, autocommit=False) as conn:
+                    while time.perf_counter() - started < seconds:
+                        pace.wait()
+                        event = _event(uuid.uuid4(), 1)
+                        insert_events(conn, [event])
+                        conn.commit()
+                        at = time.time()
+                        with lock:
+                            committed[str(event.id)] = at
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, name=f"writer-{n}") for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"a writer failed: {errors[0]!r}") from errors[0]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if committed.keys() <= acked.keys():
+                    break
+            time.sleep(0.1)
+        stop_relay.set()
+        relay_thread.join(timeout=60)
+    finally:
+        stop_relay.set()
+        engine.dispose()
+    missing = committed.keys() - acked.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {len(committed)} rows not acknowledged within 60 s")
+    return Latencies([max(0.0, (acked[i] - at) * 1000) for i, at in committed.items()])
+
+
+def measure_ack_floor(
+    bootstrap: str, options: RelayOptions, *, rate: float = LAG_RATE, seconds: float = LAG_SECONDS
+) -> Latencies:
+    """The same producer settings and payload shape at the same pace, straight from memory:
+    each message's produce() to its delivery report, served by a polling thread as the
+    relay's collect() serves them."""
+    producer = Producer(producer_config(bootstrap, options))
+    producer.list_topics(TRANSFERS, timeout=10)
+    latencies: list[float] = []
+    failures: list[KafkaError] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set() or len(producer) > 0:
+            producer.poll(0.01)
+
+    poller = threading.Thread(target=poll, name="floor-poll")
+    poller.start()
+    try:
+        started = time.perf_counter()
+        pace = _Paced(rate, started)
+        while time.perf_counter() - started < seconds:
+            pace.wait()
+            event = _event(uuid.uuid4(), 1)
+            sent = time.perf_counter()
+
+            def on_delivery(err: KafkaError | None, _msg: Message, sent: float = sent) -> None:
+                if err is None:
+                    latencies.append((time.perf_counter() - sent) * 1000)
+                else:
+                    failures.append(err)
+
+            producer.produce(
+                TRANSFERS,
+                json.dumps(event.payload).encode(),
+                event.key.encode(),
+                on_delivery=on_delivery,
+                headers=[("ce_id", str(event.id).encode())],
+            )
+    finally:
+        done.set()
+        poller.join(timeout=60)
+    if failures:
+        raise RuntimeError(f"ack floor: {len(failures)} failed ({failures[:1]})")
+    return Latencies(latencies)
+
+
 def _result(name: str, measured: Measured, floor: Measured) -> dict[str, Any]:
     return {
         "name": name,
@@ -235,11 +400,25 @@ def run(
         floor = measure_floor(bootstrap, payloads, options)
         del payloads
         drain = measure_drain(bench_url, bootstrap, options)
+        if drain.count != rows:
+            raise RuntimeError(f"drained {drain.count} rows, expected {rows}")
+        ack_floor = measure_ack_floor(bootstrap, options)
+        lag = measure_lag(bench_url, bootstrap, options)
     finally:
         _drop_database(db_url, name)
-    if drain.count != rows:
-        raise RuntimeError(f"drained {drain.count} rows, expected {rows}")
-    return [_result(DRAIN_NAME, drain, floor)]
+    return [
+        _result(DRAIN_NAME, drain, floor),
+        result(LAG_P50_NAME, lag.p(50), "ms", ACK_P50_NAME, ack_floor.p(50), lower_is_better=True),
+        result(
+            LAG_P99_NAME,
+            lag.p(99),
+            "ms",
+            ACK_P99_NAME,
+            ack_floor.p(99),
+            lower_is_better=True,
+            samples=len(lag.values_ms),
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,13 @@ consumer records the ids it applied in `processed_events`: an event's effect and
 dedup row commit in one transaction, and a redelivered event finds its row and does nothing.
 Offsets are committed to Kafka only after that transaction (enable.auto.commit=false): a
 crash in between redelivers events that the dedup table then absorbs.
+
+An event the consumer cannot apply (not an envelope, a payload missing what the handler
+needs, an error in the handler) is parked in `consumer_dead_letters` with its error, in the
+same transaction (relay.dead_letters): never retried forever, never blocking its partition,
+visible to operators. Only PostgreSQL being unavailable stops the batch (it is rewound and
+retried with backoff), and a transaction conflict (deadlock, serialization failure) is
+retried a few times before the event is parked.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
 
 from ledger.db import Conn, transaction
-from relay import metrics
+from relay import dead_letters, metrics
 from relay.backoff import Backoff
 from relay.envelope import Event, MalformedEvent, parse_event
 from relay.failures import DATABASE_DOWN
@@ -29,6 +37,14 @@ from relay.options import ConsumerOptions
 from relay.producer import KAFKA_LOG
 
 log = logging.getLogger(__name__)
+
+# Conflicts with a concurrent transaction: applying the same event again usually succeeds.
+RETRYABLE: Final = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.LockNotAvailable,
+)
+APPLY_ATTEMPTS: Final = 3
 
 
 class Handler(Protocol):
@@ -184,19 +200,12 @@ class EventConsumer:
                     event = parse_event(message.value())
                 except MalformedEvent as exc:
                     outcomes["malformed"] += 1
-                    log.error(
-                        "%s: skipping malformed message %s[%d]@%d: %s",
-                        name,
-                        message.topic(),
-                        message.partition(),
-                        message.offset(),
-                        exc,
-                    )
+                    self._dead_letter(conn, message, f"malformed: {exc}")
                     continue
                 if not self.handler.handles(event.type):
                     outcomes["ignored"] += 1
                     continue
-                outcome = self._apply_one(conn, event)
+                outcome = self._apply_one(conn, event, message)
                 outcomes[outcome] += 1
                 if outcome == "applied":
                     applied_types[event.type] += 1
@@ -212,30 +221,65 @@ class EventConsumer:
                 )
         return outcomes
 
-    def _apply_one(self, conn: Conn, event: Event) -> str:
-        """Apply one event under a savepoint, so a bad event is skipped without losing the
+    def _apply_one(self, conn: Conn, event: Event, message: Message) -> str:
+        """Apply one event under a savepoint, so a bad event is parked without losing the
         rest of the batch. Returns the outcome label."""
         name = self.handler.name
-        try:
-            with conn.transaction():
-                cur = conn.execute(
-                    "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (name, event.id),
-                )
-                if cur.rowcount == 0:
-                    return "duplicate"
-                self.handler.apply(conn, event)
-                return "applied"
-        except MalformedEvent as exc:
-            log.error("%s: skipping event %s (%s): %s", name, event.id, event.type, exc)
-            return "malformed"
-        except DATABASE_DOWN:
-            raise
-        except Exception:
-            # A bug or a constraint the event violates: retrying cannot help, and stopping
-            # here would stall the partition. Log it loudly (with the event id to replay).
-            log.exception("%s: failed to apply event %s (%s); skipped", name, event.id, event.type)
-            return "failed"
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                with conn.transaction():
+                    cur = conn.execute(
+                        "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (name, event.id),
+                    )
+                    if cur.rowcount == 0:
+                        return "duplicate"
+                    self.handler.apply(conn, event)
+                    return "applied"
+            except MalformedEvent as exc:
+                self._dead_letter(conn, message, f"malformed: {exc}")
+                return "malformed"
+            except DATABASE_DOWN:
+                raise
+            except RETRYABLE as exc:
+                if attempt < APPLY_ATTEMPTS:
+                    log.warning("%s: event %s conflicted (%s); retrying", name, event.id, type(exc).__name__)
+                    continue
+                self._dead_letter(conn, message, f"failed after {attempt} attempts: {type(exc).__name__}: {exc}")
+                return "failed"
+            except Exception as exc:
+                # A bug or a constraint the event violates: retrying cannot help, and stopping
+                # here would stall the partition. Parked, with the error, for a human.
+                log.exception("%s: failed to apply event %s (%s)", name, event.id, event.type)
+                self._dead_letter(conn, message, f"failed: {type(exc).__name__}: {exc}")
+                return "failed"
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _dead_letter(self, conn: Conn, message: Message, error: str) -> None:
+        """Park `message` in consumer_dead_letters inside the batch transaction (its offset
+        is then committed like any other: the partition moves on)."""
+        topic, partition = _where(message)
+        offset = _offset(message)
+        parked = dead_letters.park(
+            conn,
+            consumer=self.handler.name,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=message.key(),
+            value=message.value(),
+            error=error,
+        )
+        if parked:
+            metrics.DEAD_LETTERS.labels(self.handler.name).inc()
+        log.error(
+            "%s: parked %s[%d]@%d as a dead letter: %s; see relay.dead_letters",
+            self.handler.name,
+            topic,
+            partition,
+            offset,
+            error,
+        )
 
     def _commit(self, batch: Sequence[Message]) -> None:
         last: dict[tuple[str, int], int] = {}

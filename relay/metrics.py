@@ -47,3 +47,8 @@ CONSUMED: Final = Counter(
     "Events seen by a consumer, by outcome (applied, duplicate, malformed, failed)",
     ["consumer", "outcome"],
 )
+DEAD_LETTERS: Final = Counter(
+    "ledgerflow_consumer_dead_letters_total",
+    "Events a consumer could not apply, parked in consumer_dead_letters for an operator",
+    ["consumer"],
+)

@@ -96,12 +96,9 @@ def create_app() -> FastAPI:
         t0 = time.perf_counter()
         try:
             response = await call_next(request)
-        except Exception:
+        except Exception as err:
             # Anything that escaped the handlers: a problem document, never a trace or SQL.
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = problems.problem_response(
-                500, "internal_error", "Internal server error", "Something went wrong on our side. Try again."
-            )
+            response = problems.unexpected_error_response(request, err)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         LATENCY.labels(request.method, path).observe(time.perf_counter() - t0)

@@ -63,3 +63,4 @@ def ledger_errors() -> Iterator[None]:
         raise from_ledger(err) from err
     except UnsupportedPair as err:
         raise refusal("unsupported_pair", str(err)) from err
+

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.unavailable import unavailable_part
+
 PROBLEM_JSON: Final = "application/problem+json"
 log = logging.getLogger("ledgerflow.api")
 
@@ -106,11 +108,29 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Never leak a stack trace or SQL: log it server-side, answer with a stable code.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return unexpected_error_response(request, exc)
+
+
+def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to an error no handler took: 503 when a dependency is down, else 500.
+
+    Never leaks a stack trace or SQL: it is logged server-side, the answer has a stable code.
+    """
+    part = unavailable_part(exc)
+    if part is not None:
+        log.warning("%s unavailable during %s %s: %s", part, request.method, request.url.path, exc)
         return problem_response(
-            500,
-            "internal_error",
-            "Internal server error",
-            "Something went wrong on our side; nothing was changed twice. Try again.",
+            503,
+            "service_unavailable",
+            "Service unavailable",
+            f"A part of the system ({part}) is not reachable right now; the request can be retried safely.",
+            headers={"Retry-After": "1"},
+            part=part,
         )
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        "Something went wrong on our side; nothing was changed twice. Try again.",
+    )

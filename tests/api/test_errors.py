@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import psycopg
+from psycopg import sql
 
 from tests.api.conftest import Api, bearer
 from tests.api.test_auth import problem
@@ -47,3 +49,25 @@ def test_openapi_documents_problems(http: httpx.Client) -> None:
     assert "application/problem+json" in op["responses"]["default"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in op["parameters"])
     assert http.get("/docs").status_code == 200
+
+
+def test_database_down_is_a_retryable_503(api: Api, http: httpx.Client) -> None:
+    """A database outage is no fault of the client's and no bug: 503 with Retry-After, not 500."""
+    _, token = api.signup(http)
+    assert http.get("/v1/me", headers=bearer(token)).status_code == 200
+    base, dbname = api.pg_url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname)))
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            )
+            r = http.get("/v1/me", headers=bearer(token))
+            problem(r, 503, "service_unavailable")
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["part"] == "postgresql"
+        finally:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(dbname)))
+    # Back by itself: the pool reconnects on the next request.
+    assert http.get("/v1/me", headers=bearer(token)).status_code == 200

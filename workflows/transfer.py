@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeoutError
 
@@ -95,6 +95,8 @@ class TransferWorkflow:
         self._review: ReviewDecision | None = None
         self._timeline: list[TimelineEvent] = []
         self._local_steps = False
+        # Search attribute updates not yet sent (see _attributes).
+        self._pending_attributes: dict[str, SearchAttributeUpdate[str]] = {}
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class TransferWorkflow:
         # Decided once, before the first step, so a history is all one way or all the other.
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         status = await self._run(request)
+        self._flush_attributes()
         # An early end (say, insufficient funds) can finish within the first workflow task:
         # let the `initiated` update answer before the workflow closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -111,12 +114,7 @@ class TransferWorkflow:
     async def _run(self, request: TransferRequest) -> str:
         self._request = request
         self._attempts_left = request.otp_max_attempts
-        workflow.upsert_search_attributes(
-            [
-                TRANSFER_STATUS.value_set(self._status),
-                CUSTOMER_ID.value_set(request.customer_id),
-            ]
-        )
+        self._attributes(TRANSFER_STATUS.value_set(self._status), CUSTOMER_ID.value_set(request.customer_id))
         try:
             initiated = await self._step(
                 "initiate_transfer",
@@ -156,6 +154,7 @@ class TransferWorkflow:
         # The accepting OTP check already moved the transfer to in_review or processing.
         if initiated.review_required:
             self._set_status("in_review")
+            self._flush_attributes()
             await workflow.wait_condition(lambda: self._review is not None)
             assert self._review is not None
             if not self._review.approved:
@@ -191,6 +190,7 @@ class TransferWorkflow:
             remaining = (expires_at - workflow.now()).total_seconds()
             if remaining <= 0:
                 return ("expired", "otp_expired")
+            self._flush_attributes()
             try:
                 await workflow.wait_condition(
                     lambda: bool(self._submissions) or self._cancel_requested,
@@ -330,12 +330,30 @@ class TransferWorkflow:
     def _set_status(self, status: str, detail: str = "") -> None:
         self._status = status
         self._record(status, detail)
-        workflow.upsert_search_attributes([TRANSFER_STATUS.value_set(status)])
+        self._attributes(TRANSFER_STATUS.value_set(status))
 
     def _upsert_currency_attributes(self, initiated: InitiateResult) -> None:
-        workflow.upsert_search_attributes(
-            [
-                SOURCE_CURRENCY.value_set(initiated.source_currency),
-                DESTINATION_CURRENCY.value_set(initiated.destination_currency),
-            ]
+        self._attributes(
+            SOURCE_CURRENCY.value_set(initiated.source_currency),
+            DESTINATION_CURRENCY.value_set(initiated.destination_currency),
         )
+
+    def _attributes(self, *updates: SearchAttributeUpdate[str]) -> None:
+        """Set search attributes: at once before LOCAL_STEPS_PATCH, else at the next resting point.
+
+        Each upsert is a history event and a visibility write on the server. Since the patch
+        they are sent together where the transfer comes to rest (waiting for a code or a
+        review, or closed), so the Web UI sees every state a transfer stays in, and the
+        passing ones (`initiating`, `processing` for the milliseconds its local activities
+        take) cost nothing.
+        """
+        if not self._local_steps:
+            workflow.upsert_search_attributes(list(updates))
+            return
+        for update in updates:
+            self._pending_attributes[update.key.name] = update
+
+    def _flush_attributes(self) -> None:
+        if self._pending_attributes:
+            workflow.upsert_search_attributes(list(self._pending_attributes.values()))
+            self._pending_attributes.clear()

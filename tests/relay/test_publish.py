@@ -11,6 +11,7 @@ from ledger.db import connection, transaction
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
 from ledger.service import Ledger
+from relay import outbox_store
 from relay.outbox_store import ClaimedRow, parked_rows, requeue_parked
 from relay.producer import EventProducer
 from relay.publisher import OutboxRelay
@@ -127,3 +128,29 @@ def test_unserialisable_row_is_parked(engine: Engine, relay_topics: str) -> None
     assert [i for i, _ in outcome.poison] == [0]
     assert "cannot serialise" in outcome.poison[0][1]
     assert outcome.delivered == [1]
+
+
+def test_only_the_leader_publishes_and_another_relay_takes_over_when_it_stops(
+    engine: Engine, ledger: Ledger, tail: Tail, relay_topics: str
+) -> None:
+    """The leader lock (a session-level advisory lock) keeps a second relay off the outbox
+    while one publishes; released, the next relay publishes everything, once."""
+    posted_transfer(ledger)
+    ids = outbox_ids(engine)
+    with connection(engine, autocommit=False) as leader:
+        assert outbox_store.try_lead(leader), "nobody leads yet"
+        leader.commit()
+        relay = OutboxRelay(engine, relay_topics, FAST)
+        try:
+            assert relay.publish_once().claimed == 0, "a single batch finds the lock taken"
+            assert relay.drain(timeout_s=1) == 0, "the pipeline finds the lock taken"
+            assert unpublished(engine) == len(ids)
+            outbox_store.resign(leader)
+            leader.commit()
+            assert relay.drain(timeout_s=30) == len(ids)
+        finally:
+            relay.close()
+        assert outbox_store.try_lead(leader), "the relay gave the lock back when its pass ended"
+        outbox_store.resign(leader)
+    assert unpublished(engine) == 0
+    assert sorted(r.id for r in tail.read(ids)) == sorted(ids), "each row once"

@@ -1,11 +1,11 @@
-"""Relay throughput: draining a 100,000-row outbox backlog to Kafka, beside a produce floor.
+"""Relay throughput and publish lag, each beside a floor measured in the same run.
 
     python -m bench.relay_bench --db-url postgresql+psycopg://postgres@127.0.0.1:55432/ledgerflow \\
         --bootstrap 127.0.0.1:9092
 
-- relay.drain: `OutboxRelay.publish_once` in a loop until the outbox is empty, exactly as
-  the relay process runs it: claim a batch FOR UPDATE SKIP LOCKED, produce it with the
-  idempotent producer, wait for every ack, mark the batch published, commit.
+- relay.drain: `OutboxRelay.drain` on a 100,000-row backlog, the pipelined loop the relay
+  process runs: as the leader, claim a batch, produce it with the idempotent producer, wait
+  for every ack, mark the batch published, commit (two such transactions overlapped).
 - kafka.produce_floor: the same payloads and keys, already in memory, produced with the
   same producer settings (and a delivery callback per message, as the relay has), then one
   flush: what the broker and librdkafka can take with no database in the loop.

@@ -107,6 +107,13 @@ def dead_letters(
         return cur.fetchall()
 
 
+def dead_letter(engine: Engine, dead_letter_id: int) -> DeadLetter | None:
+    """One dead letter by id, open or resolved."""
+    with connection(engine) as conn, conn.cursor(row_factory=args_row(DeadLetter)) as cur:
+        cur.execute(f"SELECT {_COLUMNS} FROM consumer_dead_letters WHERE id = %s", (dead_letter_id,))
+        return cur.fetchone()
+
+
 def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
     """Apply a parked event again through `handler` (after the cause was fixed) and mark it
     resolved, with the event's dedup row, in one transaction.

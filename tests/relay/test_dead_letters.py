@@ -10,8 +10,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from sqlalchemy import Engine
 
+from config.settings import get_settings
 from ledger.db import Conn
 from ledger.outbox import dumps, make_event
+from relay import ops
 from relay.consumer import EventConsumer
 from relay.dead_letters import DeadLetterNotFound, dead_letters, dismiss, replay
 from relay.envelope import Event, MalformedEvent
@@ -109,7 +111,12 @@ def test_unreadable_events_are_parked_with_their_error_and_later_ones_applied(
 
 
 def test_a_handler_error_parks_the_event_and_a_replay_applies_it_once_fixed(
-    engine: Engine, tail: Tail, relay_topics: str, threads: Threads
+    engine: Engine,
+    tail: Tail,
+    relay_topics: str,
+    threads: Threads,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     customer = uuid.uuid4()
     key = str(customer).encode()
@@ -130,6 +137,18 @@ def test_a_handler_error_parks_the_event_and_a_replay_applies_it_once_fixed(
 
     class Fixed(Notifier):
         name = flaky.name
+
+    # What an operator sees (python -m relay.ops dead-letters).
+    monkeypatch.setenv("LEDGERFLOW_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        assert ops.main(["dead-letters"]) == 0
+        assert ops.main(["replay", str(parked.id)]) == 1, "the flaky consumer is not one the relay runs"
+    finally:
+        get_settings.cache_clear()
+    listed = capsys.readouterr()
+    assert f"{parked.id}\t" in listed.out and "failed: RuntimeError: handler bug" in listed.out
+    assert "UnknownConsumer" in listed.err
 
     replay(engine, Fixed(), parked.id)
     assert scalar(engine, "SELECT subject FROM notifications WHERE id = %s", parked.event_id) == "boom"

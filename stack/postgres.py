@@ -69,6 +69,14 @@ def _chown_tree(path: Path, user: str) -> None:
 
 # Settings that matter on a small machine: enough connections for API + worker + relay +
 # benchmarks, and durable commits (fsync stays on: this is a ledger).
+# Measured for issue #3 (ledger bench, 16 posters, 2 shared cores) and left as they are:
+# - commit_delay stays 0. At 1000 us it cut WAL fsyncs from ~0.78 to ~0.50 per posting, but
+#   postings/s did not move (1278, 1282 vs 1333, 1302 at 0): the posting is CPU-bound. It
+#   also holds row locks through the delay, so one hot row suffers: pgbench's TPC-B floor
+#   (one branch row at scale 1) fell to 363-570 tps from 776-901 in the same period.
+# - wal_sync_method stays fdatasync: open_datasync used the same server CPU per posting
+#   (873-913 us vs 880-953 us, serial). wal_buffers (no buffer-full writes) and
+#   wal_compression (no full-page images during the run) have nothing to act on.
 _CONF = """
 listen_addresses = '{host}'
 port = {port}

@@ -73,6 +73,7 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
         "duplicates_absorbed": counters.duplicates_absorbed,
         "balance_reads": bank.report.balance_reads,
         "http_statuses": {str(k): v for k, v in sorted(counters.statuses.items())},
+        "server_errors": dict(sorted(counters.server_errors.items())),
         "workload_s": round(elapsed, 1),
         "_negative_reads": bank.report.negative_reads,
     }
@@ -101,6 +102,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         say("stopping the stack")
         stack.close()
+        # The processes' logs outlive the throwaway stack: a 5xx in the report is explained there.
+        logs = RESULTS / "chaos-logs"
+        if (home / "logs").is_dir():
+            shutil.rmtree(logs, ignore_errors=True)
+            shutil.copytree(home / "logs", logs)
+            say(f"logs of the run kept in {logs}")
         shutil.rmtree(home, ignore_errors=True)
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), **counts, **checks}
 

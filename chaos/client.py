@@ -8,6 +8,7 @@ performed twice; the counters record every retry and every replay the server abs
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ class Counters:
     requests: int = 0
     # Status codes the client saw, for the report (e.g. 503 while Temporal restarts).
     statuses: dict[int, int] = field(default_factory=dict)
+    # Every 5xx by status, problem code and route ("500 internal_error POST /v1/transfers"),
+    # so a report that counts them also says where to look.
+    server_errors: dict[str, int] = field(default_factory=dict)
 
 
 class ApiError(Exception):
@@ -88,6 +92,9 @@ class Api:
                 delay = min(delay * 2, 2.0)
                 continue
             self.counters.statuses[response.status_code] = self.counters.statuses.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                where = f"{response.status_code} {_code(response)} {method} {_route(path)}"
+                self.counters.server_errors[where] = self.counters.server_errors.get(where, 0) + 1
             if response.headers.get("Idempotent-Replayed") == "true":
                 self.counters.duplicates_absorbed += 1
             retryable = response.status_code in retry_on and (
@@ -101,6 +108,14 @@ class Api:
             if response.status_code >= 400:
                 raise ApiError(response)
             return response
+
+
+_ID: re.Pattern[str] = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _route(path: str) -> str:
+    """The path with its ids replaced, so errors on the same route count together."""
+    return _ID.sub("{id}", path.split("?", 1)[0])
 
 
 def _code(response: httpx.Response) -> str:

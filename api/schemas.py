@@ -293,3 +293,31 @@ class AuditEntry(BaseModel):
     ip: str | None
     prev_hash: str
     hash: str
+
+
+class DeadLetter(BaseModel):
+    """A consumed event a consumer parked (its body is not shown: it may hold a passcode)."""
+
+    id: int
+    consumer: str
+    topic: str
+    partition: int
+    offset: int
+    event_id: UUID | None
+    event_type: str | None
+    key: str | None
+    error: str
+    failed_at: datetime
+
+
+class ParkedEvent(BaseModel):
+    """An outbox row the relay parked instead of publishing (its payload is not shown)."""
+
+    id: UUID
+    seq: int
+    topic: str
+    key: str
+    type: str
+    created_at: datetime
+    attempts: int
+    last_error: str | None

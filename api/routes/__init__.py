@@ -16,6 +16,7 @@ from api.routes import (
     ops_auth,
     ops_codec,
     ops_customers,
+    ops_dead_letters,
     ops_deposits,
     ops_fx,
     ops_reconciliation,
@@ -44,4 +45,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_codec.router,
     ops_reversals.router,
     ops_reconciliation.router,
+    ops_dead_letters.router,
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import psycopg
 
+from ledger.outbox import insert_events, make_event
 from tests.api.conftest import ADMIN_EMAIL, Api, bearer, new_key
 from tests.api.test_auth import problem
 
@@ -183,3 +185,45 @@ def test_audit_log_reading_and_chain(api: Api, http: httpx.Client) -> None:
     assert all(e["outcome"] == "denied" for e in denied["items"])
     with api.engine.connect() as conn:
         assert audit.verify(conn) is None
+
+
+def test_dead_letters_and_parked_events_are_listed_for_staff_without_their_bodies(api: Api, http: httpx.Client) -> None:
+    staff = api.staff(http, "auditor")
+    event_id = uuid.uuid4()
+    # A notification the notifier could not apply (its body would hold a passcode).
+    api.sql(
+        'INSERT INTO consumer_dead_letters (consumer, topic, "partition", "offset", event_id, event_type, key, '
+        "value, error) VALUES ('notifier', 'ledgerflow.notifications', 0, 41, %s, 'notification.requested', "
+        "'k-1', %s, 'KeyError: customer_id')",
+        event_id,
+        b'{"data": {"body": "code 123456"}}',
+    )
+    with psycopg.connect(api.pg_url) as conn:
+        event = make_event("account.opened", business_id=uuid.uuid4(), key=uuid.uuid4(), data={"x": 1})
+        insert_events(conn, [event])
+        conn.execute(
+            "UPDATE outbox SET parked = true, attempts = 1, last_error = 'message too large' WHERE id = %s",
+            (event.id,),
+        )
+
+    letters = http.get("/ops/v1/dead-letters", headers=bearer(staff))
+    assert letters.status_code == 200
+    [letter] = [d for d in letters.json()["items"] if d["event_id"] == str(event_id)]
+    assert (letter["consumer"], letter["offset"], letter["error"]) == ("notifier", 41, "KeyError: customer_id")
+    assert "123456" not in letters.text and "value" not in letter
+
+    parked = http.get("/ops/v1/outbox/parked", headers=bearer(staff))
+    assert parked.status_code == 200
+    [row] = [p for p in parked.json()["items"] if p["id"] == str(event.id)]
+    assert (row["type"], row["topic"], row["last_error"]) == (
+        "account.opened",
+        "ledgerflow.accounts",
+        "message too large",
+    )
+    assert "payload" not in row
+
+    # Resolved letters leave the list; a customer's token is refused.
+    api.sql("UPDATE consumer_dead_letters SET resolved_at = now() WHERE event_id = %s", event_id)
+    assert str(event_id) not in http.get("/ops/v1/dead-letters", headers=bearer(staff)).text
+    _, token = api.signup(http)
+    assert http.get("/ops/v1/dead-letters", headers=bearer(token)).status_code == 401

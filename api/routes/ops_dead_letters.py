@@ -1,0 +1,60 @@
+"""What the event pipeline set aside for a person to look at (/ops/v1/dead-letters, /ops/v1/outbox/parked).
+
+Read-only: fixing the cause and replaying or requeueing is `python -m relay.ops`. Neither list
+shows a message's body: a `notification.requested` event carries a one-time passcode.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from api import pagination, schemas
+from api.deps import AnyStaff, DbConn
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+
+router = APIRouter(tags=["ops: event pipeline"])
+
+
+@router.get("/dead-letters", response_model=schemas.Page[schemas.DeadLetter])
+def list_dead_letters(
+    _staff: AnyStaff, conn: DbConn, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> schemas.Page[schemas.DeadLetter]:
+    """Consumed events a consumer could not apply and parked, still open, oldest first."""
+    after = pagination.decode_as(cursor, pagination.bigint)
+    rows = (
+        conn.execute(
+            text(
+                'SELECT id, consumer, topic, "partition", "offset", event_id, event_type, key, error, failed_at '
+                "FROM consumer_dead_letters WHERE resolved_at IS NULL AND id > :after ORDER BY id LIMIT :n"
+            ),
+            {"after": after[0] if after is not None else 0, "n": limit + 1},
+        )
+        .mappings()
+        .all()
+    )
+    items = [schemas.DeadLetter(**row) for row in rows[:limit]]
+    next_cursor = pagination.encode(items[-1].id) if len(rows) > limit else None
+    return schemas.Page[schemas.DeadLetter](items=items, next_cursor=next_cursor)
+
+
+@router.get("/outbox/parked", response_model=schemas.Page[schemas.ParkedEvent])
+def list_parked_events(
+    _staff: AnyStaff, conn: DbConn, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> schemas.Page[schemas.ParkedEvent]:
+    """Outbox rows the relay could not publish and parked (poison rows), oldest first."""
+    after = pagination.decode_as(cursor, pagination.bigint)
+    rows = (
+        conn.execute(
+            text(
+                "SELECT id, seq, topic::text AS topic, key, type, created_at, attempts, last_error FROM outbox "
+                "WHERE parked AND published_at IS NULL AND seq > :after ORDER BY seq LIMIT :n"
+            ),
+            {"after": after[0] if after is not None else 0, "n": limit + 1},
+        )
+        .mappings()
+        .all()
+    )
+    items = [schemas.ParkedEvent(**row) for row in rows[:limit]]
+    next_cursor = pagination.encode(items[-1].seq) if len(rows) > limit else None
+    return schemas.Page[schemas.ParkedEvent](items=items, next_cursor=next_cursor)

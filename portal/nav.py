@@ -36,6 +36,7 @@ OPS_NAV: Final = (
     NavItem("reversals", "Reversals", "/ops/reversals", ("operator", "approver", "admin")),
     NavItem("fx", "FX rates", "/ops/fx"),
     NavItem("reconciliation", "Reconciliation", "/ops/reconciliation"),
+    NavItem("pipeline", "Event pipeline", "/ops/pipeline"),
     NavItem("audit", "Audit log", "/ops/audit", ("auditor", "admin")),
 )
 _OPS_BY_KEY: Final = {item.key: item for item in OPS_NAV}

@@ -164,7 +164,12 @@ def test_roles_see_only_their_pages(portal_stack: PortalStack, people: Contexts)
     auditor = OpsFlow(people.page(), portal_stack)
     auditor.login("auditor")
     nav = auditor.page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Transfers", "Customers", "FX rates", "Reconciliation", "Audit log"])
+    expect(nav.get_by_role("link")).to_have_text(
+        ["Transfers", "Customers", "FX rates", "Reconciliation", "Event pipeline", "Audit log"]
+    )
+    auditor.page.goto(auditor.url("/pipeline"))
+    expect(auditor.page.get_by_role("heading", name="Event pipeline")).to_be_visible()
+    expect(auditor.page.get_by_text("None: the consumers applied every event.")).to_be_visible()
     auditor.page.goto(auditor.url("/deposits"))
     expect(auditor.page.get_by_role("heading", name="Not allowed")).to_be_visible()
     auditor.page.goto(auditor.url("/audit"))

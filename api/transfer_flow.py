@@ -9,7 +9,6 @@ submission id).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,8 +22,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.transfer_io import OtpSubmission, ReviewDecision, TransferRequest, TransferState, VerifyOtpResult
 from api.problems import Problem
 from workflows.transfer import TransferWorkflow, workflow_id_for
-
-log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.02
 INITIATE_TIMEOUT_S: Final = 15.0
@@ -114,8 +111,9 @@ async def wait_for(
 async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpResult:
     """Send one code and wait for its outcome (the workflow answers each submission id once).
 
-    The `otp` update returns the outcome in one round trip; for an accepted code, once the
-    workflow task that checked it has finished (with it, usually, the posting).
+    The code goes by signal, which is durable before the workflow acts on it; the
+    `otp_outcome` update then waits for the answer in one round trip (usually handled in the
+    same workflow task as the signal). No polling of the state query.
 
     Raises:
         Problem: 409 otp_not_pending when the workflow has closed; 503 on timeout.
@@ -123,21 +121,28 @@ async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpRe
     handle: WorkflowHandle[TransferWorkflow, str] = client.get_workflow_handle(workflow_id)
     submission = OtpSubmission(submission_id=str(uuid.uuid4()), code=code)
     try:
-        return await asyncio.wait_for(
-            # The stub wants the update's result type, not the coroutine (as in initiate).
-            handle.execute_update(TransferWorkflow.otp, submission),  # type: ignore[arg-type]
-            timeout=OTP_OUTCOME_TIMEOUT_S,
-        )
-    except TimeoutError as err:
-        raise _timeout("OTP check") from err
-    except WorkflowUpdateFailedError as err:
-        # The workflow closed (expired, cancelled) before it could answer.
-        log.warning("OTP update on %s failed: %r", workflow_id, err.cause)
-        raise not_pending("the transfer no longer waits for a code") from err
+        await handle.signal(TransferWorkflow.submit_otp, submission)
     except RPCError as err:
         if _gone(err):
             raise not_pending("the transfer no longer waits for a code") from err
         raise
+    try:
+        return await asyncio.wait_for(
+            # The stub wants the update's result type, not the coroutine (as in initiate).
+            handle.execute_update(TransferWorkflow.otp_outcome, submission.submission_id),  # type: ignore[arg-type]
+            timeout=OTP_OUTCOME_TIMEOUT_S,
+        )
+    except TimeoutError as err:
+        raise _timeout("OTP check") from err
+    except (WorkflowUpdateFailedError, RPCError) as err:
+        if isinstance(err, RPCError) and not _gone(err):
+            raise
+        # The workflow closed before the update reached it: an accepted code often posts and
+        # closes the workflow in the task that checked it. The answer is in its final state.
+        state = await current_state(client, workflow_id)
+        if state is not None and submission.submission_id in state.otp_outcomes:
+            return state.otp_outcomes[submission.submission_id]
+        raise not_pending("the transfer no longer waits for a code") from err
 
 
 def not_pending(detail: str, **extra: Any) -> Problem:

@@ -282,17 +282,19 @@ class TransferWorkflow:
         elif submission.submission_id not in self._otp_outcomes:
             self._otp_outcomes[submission.submission_id] = VerifyOtpResult("not_pending", self._attempts_left)
 
-    @workflow.update(name="otp")
-    async def otp(self, submission: OtpSubmission) -> VerifyOtpResult:
-        """The `submit_otp` signal that answers: returns the outcome of this submission's check.
+    @workflow.update(name="otp_outcome")
+    async def otp_outcome(self, submission_id: str) -> VerifyOtpResult:
+        """Wait for the outcome of a code sent with the `submit_otp` signal, and return it.
 
-        The API uses it instead of signal-then-poll: one round trip, no query load on the
-        server. An accepted code's answer leaves with the workflow task that also posts (the
-        steps are local activities), so the caller usually sees the transfer posted.
+        The code itself must travel by signal: a signal is in the history before the workflow
+        acts on it, while an update is durable only once a workflow task has accepted it. An
+        update that carried the code could start the check (a local activity that commits)
+        in a task that never completes, and then be lost with the server's memory of it: the
+        code spent, the workflow none the wiser. This update only waits; if it is lost, the
+        caller times out and the signal still takes effect.
         """
-        self.submit_otp(submission)
-        await workflow.wait_condition(lambda: submission.submission_id in self._otp_outcomes)
-        return self._otp_outcomes[submission.submission_id]
+        await workflow.wait_condition(lambda: submission_id in self._otp_outcomes)
+        return self._otp_outcomes[submission_id]
 
     @workflow.signal(name="cancel")
     def cancel(self) -> None:

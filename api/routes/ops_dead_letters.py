@@ -6,55 +6,59 @@ shows a message's body: a `notification.requested` event carries a one-time pass
 
 from __future__ import annotations
 
+from typing import LiteralString, TypeVar
+
 from fastapi import APIRouter
 from sqlalchemy import text
 
 from api import pagination, schemas
 from api.deps import AnyStaff, DbConn
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from api.schemas import Page
 
 router = APIRouter(tags=["ops: event pipeline"])
 
+Item = TypeVar("Item", schemas.DeadLetter, schemas.ParkedEvent)
 
-@router.get("/dead-letters", response_model=schemas.Page[schemas.DeadLetter])
+
+def _page(
+    conn: DbConn, query: LiteralString, model: type[Item], position: str, limit: int, cursor: str | None
+) -> Page[Item]:
+    """One page of `query` (which selects rows after :after, ordered by `position`, LIMIT :n)."""
+    after = pagination.decode_as(cursor, pagination.bigint)
+    rows = conn.execute(text(query), {"after": after[0] if after is not None else 0, "n": limit + 1}).mappings().all()
+    items = [model(**row) for row in rows[:limit]]
+    next_cursor = pagination.encode(getattr(items[-1], position)) if len(rows) > limit else None
+    return Page[Item](items=items, next_cursor=next_cursor)
+
+
+@router.get("/dead-letters", response_model=Page[schemas.DeadLetter])
 def list_dead_letters(
     _staff: AnyStaff, conn: DbConn, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> schemas.Page[schemas.DeadLetter]:
+) -> Page[schemas.DeadLetter]:
     """Consumed events a consumer could not apply and parked, still open, oldest first."""
-    after = pagination.decode_as(cursor, pagination.bigint)
-    rows = (
-        conn.execute(
-            text(
-                'SELECT id, consumer, topic, "partition", "offset", event_id, event_type, key, error, failed_at '
-                "FROM consumer_dead_letters WHERE resolved_at IS NULL AND id > :after ORDER BY id LIMIT :n"
-            ),
-            {"after": after[0] if after is not None else 0, "n": limit + 1},
-        )
-        .mappings()
-        .all()
+    return _page(
+        conn,
+        'SELECT id, consumer, topic, "partition", "offset", event_id, event_type, key, error, failed_at '
+        "FROM consumer_dead_letters WHERE resolved_at IS NULL AND id > :after ORDER BY id LIMIT :n",
+        schemas.DeadLetter,
+        "id",
+        limit,
+        cursor,
     )
-    items = [schemas.DeadLetter(**row) for row in rows[:limit]]
-    next_cursor = pagination.encode(items[-1].id) if len(rows) > limit else None
-    return schemas.Page[schemas.DeadLetter](items=items, next_cursor=next_cursor)
 
 
-@router.get("/outbox/parked", response_model=schemas.Page[schemas.ParkedEvent])
+@router.get("/outbox/parked", response_model=Page[schemas.ParkedEvent])
 def list_parked_events(
     _staff: AnyStaff, conn: DbConn, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-) -> schemas.Page[schemas.ParkedEvent]:
+) -> Page[schemas.ParkedEvent]:
     """Outbox rows the relay could not publish and parked (poison rows), oldest first."""
-    after = pagination.decode_as(cursor, pagination.bigint)
-    rows = (
-        conn.execute(
-            text(
-                "SELECT id, seq, topic::text AS topic, key, type, created_at, attempts, last_error FROM outbox "
-                "WHERE parked AND published_at IS NULL AND seq > :after ORDER BY seq LIMIT :n"
-            ),
-            {"after": after[0] if after is not None else 0, "n": limit + 1},
-        )
-        .mappings()
-        .all()
+    return _page(
+        conn,
+        "SELECT id, seq, topic::text AS topic, key, type, created_at, attempts, last_error FROM outbox "
+        "WHERE parked AND published_at IS NULL AND seq > :after ORDER BY seq LIMIT :n",
+        schemas.ParkedEvent,
+        "seq",
+        limit,
+        cursor,
     )
-    items = [schemas.ParkedEvent(**row) for row in rows[:limit]]
-    next_cursor = pagination.encode(items[-1].seq) if len(rows) > limit else None
-    return schemas.Page[schemas.ParkedEvent](items=items, next_cursor=next_cursor)

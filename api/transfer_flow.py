@@ -14,7 +14,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -73,7 +79,8 @@ async def initiate(
             ),
             timeout=INITIATE_TIMEOUT_S,
         )
-    except TimeoutError as err:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        # The second: the server's own wait for the update ran out (say, while it restarted).
         raise _timeout("initiation") from err
     except WorkflowAlreadyStartedError:
         return await query_state(client.get_workflow_handle(workflow_id))
@@ -132,7 +139,9 @@ async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpRe
             handle.execute_update(TransferWorkflow.otp_outcome, submission.submission_id),  # type: ignore[arg-type]
             timeout=OTP_OUTCOME_TIMEOUT_S,
         )
-    except TimeoutError as err:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        # The second: the server's own wait for the update ran out (say, while it restarted).
+        # The code was signalled, so it still takes effect; the caller may ask again.
         raise _timeout("OTP check") from err
     except (WorkflowUpdateFailedError, RPCError) as err:
         if isinstance(err, RPCError) and not _gone(err):

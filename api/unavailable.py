@@ -6,6 +6,7 @@ from typing import Final
 
 import psycopg
 import sqlalchemy.exc
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 _UNAVAILABLE_RPC: Final = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED)
@@ -23,5 +24,7 @@ def unavailable_part(err: BaseException) -> str | None:
     if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
         return "postgresql"
     if isinstance(err, RPCError) and err.status in _UNAVAILABLE_RPC:
+        return "temporal"
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return "temporal"
     return None

@@ -5,7 +5,10 @@ from __future__ import annotations
 import httpx
 import psycopg
 from psycopg import sql
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.unavailable import unavailable_part
 from tests.api.conftest import Api, bearer
 from tests.api.test_auth import problem
 
@@ -71,3 +74,13 @@ def test_database_down_is_a_retryable_503(api: Api, http: httpx.Client) -> None:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(dbname)))
     # Back by itself: the pool reconnects on the next request.
     assert http.get("/v1/me", headers=bearer(token)).status_code == 200
+
+
+def test_outage_errors_are_told_apart_from_bugs() -> None:
+    """Which escaped errors mean a part is down (503) and which are ours (500): a pure mapping."""
+    assert unavailable_part(psycopg.OperationalError("connection refused")) == "postgresql"
+    assert unavailable_part(RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b"")) == "temporal"
+    # The server's own wait for an update ran out (seen in the chaos run while Temporal restarted).
+    assert unavailable_part(WorkflowUpdateRPCTimeoutOrCancelledError()) == "temporal"
+    assert unavailable_part(RPCError("bad", RPCStatusCode.INVALID_ARGUMENT, b"")) is None
+    assert unavailable_part(ValueError("a bug")) is None

@@ -21,9 +21,7 @@ def wait_drained(engine: Engine, timeout_s: float = 300) -> bool:
             busy = conn.execute(
                 text("SELECT count(*) FROM transfers WHERE status = ANY(:s)"), {"s": list(NON_TERMINAL)}
             ).scalar_one()
-            unpublished = conn.execute(
-                text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND NOT parked")
-            ).scalar_one()
+            unpublished = conn.execute(text("SELECT count(*) FROM outbox_waiting")).scalar_one()
         if busy == 0 and unpublished == 0:
             return True
         time.sleep(0.5)

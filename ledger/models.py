@@ -31,10 +31,20 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 TZ = DateTime(timezone=True)
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (`xid8`): the outbox row's writing transaction."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "XID8"
 
 
 class Base(DeclarativeBase):
@@ -194,7 +204,11 @@ class TransferRow(Base):
 class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL AND NOT parked")),
+        # The relay's cursor (migration 0009): pages of a delta in seq order, a delta's
+        # start by transaction id; the parked rows for ops.
+        Index("outbox_seq", "seq"),
+        Index("outbox_txid", "txid"),
+        Index("outbox_parked", "seq", postgresql_where=text("parked")),
         Index("outbox_key", "key", "seq"),
     )
 
@@ -205,9 +219,13 @@ class OutboxRow(Base):
     type: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # json, not jsonb: the envelope as the text Kafka gets (migration 0009).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    # Set only on rows published before migration 0009 (or stamped by hand): the relay's
+    # cursor says what is published now; read the view `outbox_state` for the effective value.
     published_at: Mapped[datetime | None] = mapped_column(TZ)
+    txid: Mapped[int] = mapped_column(Xid8, server_default=text("pg_current_xact_id()"))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     parked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

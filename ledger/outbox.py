@@ -3,8 +3,8 @@
 Events are built here and handed to the posting functions, which insert them in the same
 database transaction as the legs, hold or status change they announce. Their ids derive
 from the business id (ledger.ids.event_id), so a retried activity re-inserts nothing.
-The relay reads the table with `claim_batch` and reports back with `mark_published` /
-`mark_failed`.
+The relay (relay/outbox_store.py) reads the table through its cursor; the view `outbox_state`
+says which rows are published, and when (migration 0009_outbox_cursor).
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ class StoredEvent:
 
 
 _STORED_COLUMNS = "id, seq, topic, key, type, payload, created_at, published_at, attempts, last_error, parked"
+# outbox_state: the outbox with each row's effective publication (the relay's cursor, or a
+# stamp from before migration 0009).
 
 
 def _stored(row: Sequence[Any]) -> StoredEvent:
@@ -185,37 +187,7 @@ def _stored(row: Sequence[Any]) -> StoredEvent:
 
 def events_for_key(conn: Conn, key: UUID | str) -> list[StoredEvent]:
     """Every event with this Kafka key (a transfer's or an account's history), oldest first."""
-    rows = conn.execute(f"SELECT {_STORED_COLUMNS} FROM outbox WHERE key = %s ORDER BY seq", (str(key),)).fetchall()
-    return [_stored(r) for r in rows]
-
-
-def claim_batch(conn: Conn, limit: int = 500) -> list[StoredEvent]:
-    """Lock up to `limit` unpublished, unparked events in commit-sequence order.
-
-    Must run inside a transaction (the locks last until it ends). SKIP LOCKED lets several
-    relays share the table without publishing the same row at the same time.
-    """
     rows = conn.execute(
-        f"SELECT {_STORED_COLUMNS} FROM outbox WHERE published_at IS NULL AND NOT parked "
-        "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED",
-        (limit,),
+        f"SELECT {_STORED_COLUMNS} FROM outbox_state WHERE key = %s ORDER BY seq", (str(key),)
     ).fetchall()
     return [_stored(r) for r in rows]
-
-
-def mark_published(conn: Conn, ids: Sequence[UUID]) -> int:
-    """Stamp events as published (idempotent: an already-stamped row keeps its first time)."""
-    cur = conn.execute(
-        "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(%s) AND published_at IS NULL",
-        (list(ids),),
-    )
-    return cur.rowcount
-
-
-def mark_failed(conn: Conn, event_id_: UUID, error: str, *, park_after_attempts: int = 10) -> None:
-    """Record a failed publish; after `park_after_attempts` the row is parked for a human."""
-    conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = %s, "
-        "parked = (attempts + 1 >= %s) WHERE id = %s AND published_at IS NULL",
-        (error[:2000], park_after_attempts, event_id_),
-    )

@@ -15,7 +15,7 @@ OUTBOX_BACKLOG: Final = Gauge(
 )
 PUBLISH_LAG: Final = Histogram(
     "ledgerflow_relay_publish_lag_seconds",
-    "Time from an outbox row's creation to Kafka's delivery acknowledgement",
+    "Per published page: time from its oldest row's creation to Kafka's last acknowledgement of the page",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
 )
 PUBLISHED: Final = Counter("ledgerflow_relay_published_total", "Outbox rows published to Kafka", ["topic"])

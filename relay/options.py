@@ -13,18 +13,18 @@ class RelayOptions:
     while keeping one claim transaction short (a few hundred milliseconds at most).
     """
 
-    # Rows per claim transaction. Larger batches amortise the claim and mark statements and
-    # the wait for acks; smaller ones keep a transaction (and a redelivery after a crash)
-    # short. Throughput was flat from 1,000 to 10,000 in bench/relay_bench.py (PostgreSQL's
-    # per-row work, the mark above all, dominates).
+    # Rows per page. Larger pages amortise the page query, the cursor's commit and the wait
+    # for the last acks; smaller ones keep a redelivery after a crash short. Throughput was
+    # flat from 2,000 to 10,000 in bench/relay_bench.py.
     batch_size: int = 2000
     # Producer batching: a short linger lets librdkafka fill batches while we are still
     # producing the claimed rows; the end-of-batch flush sends whatever is left at once.
     linger_ms: int = 5
     compression_type: str = "lz4"  # cheap on CPU, roughly halves JSON on the wire
     batch_bytes: int = 1_000_000
-    # Upper bound on one delivery (librdkafka message.timeout.ms). A claim transaction waits
-    # at most this long for acks before it gives the rows back and backs off.
+    # Upper bound on one delivery (librdkafka message.timeout.ms). A page waits at most this
+    # long for acks; then the cursor stays before the rows not acknowledged, and the relay
+    # backs off.
     delivery_timeout_ms: int = 30_000
     # Exponential backoff while Kafka (or PostgreSQL) is unavailable.
     backoff_initial_s: float = 0.5
@@ -35,6 +35,12 @@ class RelayOptions:
     # LISTEN/NOTIFY would need a trigger or a change to every posting function, and NOTIFY
     # serialises the committing transactions on one global lock: a cost on the posting path.
     idle_poll_s: float = 0.05
+    # Pages the reader may hold ready while one is produced (relay.read_ahead).
+    read_ahead_pages: int = 2
+    # Pages produced and not yet acknowledged. With 1, Kafka idles while each page's last acks
+    # come back; with 2 the next page is produced meanwhile. Per-key order is the same either
+    # way (see relay.publisher: a page is recorded only after every earlier page was).
+    pages_in_flight: int = 2
     # How often the backlog gauge is refreshed with a count(*) over the unpublished rows.
     backlog_refresh_s: float = 5.0
     client_id: str = "ledgerflow-relay"

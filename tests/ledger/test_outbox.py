@@ -39,22 +39,6 @@ def test_every_row_is_a_structured_cloudevent_on_the_right_topic(ledger: Ledger,
             assert key in (str(source.id), str(destination.id))
 
 
-def test_relay_helpers_claim_publish_and_park(ledger: Ledger, raw: Raw) -> None:
-    funded(ledger, 5)
-    with transaction(ledger.engine) as conn:
-        batch = outbox.claim_batch(conn, 100)
-        assert batch and [e.seq for e in batch] == sorted(e.seq for e in batch)
-        assert outbox.mark_published(conn, [batch[0].id]) == 1
-        assert outbox.mark_published(conn, [batch[0].id]) == 0  # idempotent
-        for _ in range(3):
-            outbox.mark_failed(conn, batch[1].id, "broker down", park_after_attempts=3)
-    row = raw.execute("SELECT attempts, parked, last_error FROM outbox WHERE id = %s", (batch[1].id,)).fetchone()
-    assert row == (3, True, "broker down")
-    with transaction(ledger.engine) as conn:
-        remaining = {e.id for e in outbox.claim_batch(conn, 100)}
-    assert batch[0].id not in remaining and batch[1].id not in remaining
-
-
 def test_insert_events_is_idempotent_by_event_id(ledger: Ledger, raw: Raw) -> None:
     business_id = uuid7()
     event = outbox.make_event(

@@ -74,7 +74,8 @@ def test_same_currency_posting_writes_what_the_generic_path_wrote(ledger: Ledger
 
     # the event's legs are exactly the JSON the generic ledger_legs_json builds
     row = raw.execute(
-        "SELECT o.payload -> 'data' -> 'legs' = ledger_legs_json(ARRAY[%s, %s]::uuid[], '{USD,USD}', '{-2500,2500}'), "
+        "SELECT (o.payload -> 'data' -> 'legs')::jsonb "
+        "= ledger_legs_json(ARRAY[%s, %s]::uuid[], '{USD,USD}', '{-2500,2500}'), "
         "o.payload -> 'data' ->> 'posted_at' = ledger_rfc3339(t.posted_at) "
         "FROM outbox o JOIN ledger_transactions t ON t.idempotency_key = %s "
         "WHERE o.key = %s AND o.type = 'transfer.posted'",

@@ -147,7 +147,7 @@ def outbox_ids(engine: Engine, *, where: str = "true") -> list[str]:
 
 def unpublished(engine: Engine) -> int:
     with connection(engine) as conn:
-        row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+        row = conn.execute("SELECT count(*) FROM outbox_state WHERE NOT published").fetchone()
         return int(row[0]) if row else -1
 
 

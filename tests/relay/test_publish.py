@@ -56,8 +56,13 @@ def test_transfer_events_reach_kafka_keyed_by_transfer_with_the_envelope(
         assert len(deposits) == 1 and deposits[0].topic == ACCOUNTS, "account events keyed by account id"
 
 
-def test_published_rows_are_stamped_after_the_ack(engine: Engine, ledger: Ledger, relay_topics: str) -> None:
+def test_published_rows_get_their_page_time_after_the_ack(engine: Engine, ledger: Ledger, relay_topics: str) -> None:
+    """The cursor, not a per-row stamp, says a row is published; `outbox_state` gives each
+    row the commit time of the page that published it, and the rows themselves are not
+    rewritten."""
     posted_transfer(ledger)
+    with connection(engine) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox_state WHERE published").fetchone() == (0,)
     relay = OutboxRelay(engine, relay_topics, FAST)
     try:
         report = relay.publish_once()
@@ -65,10 +70,15 @@ def test_published_rows_are_stamped_after_the_ack(engine: Engine, ledger: Ledger
         relay.close()
     assert report.claimed == report.published == 5
     with connection(engine) as conn:
-        rows = conn.execute("SELECT published_at, created_at, attempts, last_error, parked FROM outbox").fetchall()
-    for published_at, created_at, attempts, last_error, parked in rows:
-        assert published_at is not None and published_at >= created_at
-        assert (attempts, last_error, parked) == (1, None, False)
+        rows = conn.execute(
+            "SELECT s.published, s.published_at, s.created_at, o.published_at, o.attempts, o.parked "
+            "FROM outbox_state s JOIN outbox o USING (id)"
+        ).fetchall()
+        pages = conn.execute("SELECT events, published_at FROM outbox_publications").fetchall()
+    assert len(pages) == 1 and pages[0][0] == 5
+    for published, published_at, created_at, stamp, attempts, parked in rows:
+        assert published and published_at == pages[0][1] and published_at >= created_at
+        assert (stamp, attempts, parked) == (None, 0, False), "the row itself is not rewritten"
 
 
 def test_poison_row_is_parked_and_the_rows_behind_it_still_flow(
@@ -115,6 +125,7 @@ def test_poison_row_is_parked_and_the_rows_behind_it_still_flow(
     with connection(engine) as conn:
         attempts = conn.execute("SELECT attempts FROM outbox WHERE id = %s", (poison.id,)).fetchone()
     assert attempts is not None and attempts[0] == 2
+    assert unpublished(engine) == 1, "parked again, still not published"
 
 
 def test_unserialisable_row_is_parked(engine: Engine, relay_topics: str) -> None:

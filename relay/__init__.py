@@ -1,6 +1,6 @@
 """Outbox -> Kafka relay and the event consumers (`python -m relay`, see relay.process).
 
-publisher     OutboxRelay: claim, produce, mark; the pipelined loop with backoff; one leader
+publisher     OutboxRelay: read a page, produce it, move the cursor; the pipelined loop; one leader
 producer      the idempotent producer and per-batch delivery reports
 outbox_store  the relay's SQL on the outbox; parked_rows / requeue_parked for operators
 topics        topic specs and their creation at start-up

@@ -5,7 +5,7 @@ that point with SIGKILL (no cleanup, no rollback sent, no producer flush), so a 
 the worst instant deterministically. Unset in every normal deployment: one dict lookup.
 
 Points:
-    relay.after_acks  every row of a batch is acknowledged by Kafka, none is marked yet
+    relay.after_acks  every row of a page is acknowledged by Kafka, the cursor has not moved yet
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ PUBLISH_FAILURES: Final = Counter(
 )
 BATCH_SECONDS: Final = Histogram(
     "ledgerflow_relay_batch_seconds",
-    "Duration of one claim -> produce -> acks -> mark -> commit cycle",
+    "Duration of one page: produce -> acks -> cursor committed",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 DEPENDENCY_UP: Final = Gauge(

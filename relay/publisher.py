@@ -1,4 +1,4 @@
-"""The outbox relay: claim unpublished rows, produce them, mark them once Kafka acked them.
+"""The outbox relay: read the outbox by cursor, produce each page, pass it once Kafka acked it.
 
 One page at a time, from the relay's cursor (migration 0009_outbox_cursor):
 
@@ -90,7 +90,7 @@ class OutboxRelay:
         on_acked: Callable[[Sequence[str], Sequence[float]], None] | None = None,
     ) -> None:
         """`on_acked(ids, acked_at)` is told of every delivered batch: the row ids and Kafka's
-        acknowledgement times (epoch seconds), before the marks commit (the lag benchmark)."""
+        acknowledgement times (epoch seconds), before the cursor's commit (the lag benchmark)."""
         self.engine = engine
         self._on_acked = on_acked
         self.options = options or RelayOptions()
@@ -100,8 +100,8 @@ class OutboxRelay:
         self._kafka_reported_down = False
         self._fatal = threading.Event()
         self._next_backlog_refresh = 0.0
-        # The database side of the pipeline (claims, marks, commits) runs here, so that the
-        # driving thread can produce meanwhile.
+        # The cursor's side of the pipeline (leading, loading, recording pages) runs here, so
+        # that the driving thread can produce meanwhile.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="relay-db")
         metrics.DEPENDENCY_UP.labels("kafka").set(1)
         metrics.DEPENDENCY_UP.labels("database").set(1)

@@ -8,7 +8,7 @@ from collections import defaultdict
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from ledger.db import transaction
+from ledger.db import connection, transaction
 from ledger.outbox import insert_events, make_event
 from ledger.service import Ledger
 from relay.publisher import OutboxRelay
@@ -42,6 +42,8 @@ def test_kafka_down_rows_wait_in_the_outbox_then_flow_when_it_returns(
         )
         wait_until(lambda: _sample("ledgerflow_relay_backoff_seconds") > 0, timeout_s=5, what="the backoff")
         assert unpublished(engine) == 5 * len(transfers), "the rows wait in the outbox"
+        error, failures = _cursor_error(engine)
+        assert error is not None and failures >= 1, "the cursor says what it waits for"
         wait_until(
             lambda: _sample("ledgerflow_relay_outbox_backlog") == 5 * len(transfers),
             timeout_s=10,
@@ -58,12 +60,20 @@ def test_kafka_down_rows_wait_in_the_outbox_then_flow_when_it_returns(
         timeout_s=10,
         what="the relay to report Kafka back",
     )
+    assert _cursor_error(engine)[0] is None, "cleared by the first page published after the outage"
     ids = outbox_ids(engine)
     received = tail.read(ids, timeout_s=30)
     assert {r.id for r in received} == set(ids), "nothing lost"
     for transfer in transfers:
         types = [r.envelope["type"] for r in received if r.key == str(transfer.id)]
         assert types == ["transfer.initiated", "transfer.posted"], "each once, in order"
+
+
+def _cursor_error(engine: Engine) -> tuple[str | None, int]:
+    with connection(engine) as conn:
+        row = conn.execute("SELECT last_error, failures FROM outbox_cursor").fetchone()
+    assert row is not None
+    return row[0], int(row[1])
 
 
 def test_two_relays_publish_every_row_once_in_key_order(

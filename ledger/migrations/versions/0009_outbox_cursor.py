@@ -130,13 +130,16 @@ SELECT o.id, o.seq, o.txid, o.topic, o.key, o.type, o.source, o.subject, o.paylo
        END AS published_at
   FROM outbox o CROSS JOIN outbox_cursor c;
 
--- The rows still to be published (not parked): only transactions from the done snapshot's
--- xmin on can be uncovered, so this reads the txid index, not the table.
+-- The rows still to be published (not parked). Only a transaction still running when the
+-- done snapshot was taken (its xip list) or started after it (from its xmax on) can have
+-- written one: both are read off the txid index, not the table, and a long transaction
+-- holding the snapshot's xmin back does not widen the read.
 CREATE VIEW outbox_waiting AS
-SELECT o.* FROM outbox o CROSS JOIN outbox_cursor c
- WHERE o.txid >= pg_snapshot_xmin(c.done_snapshot)
+SELECT o.* FROM outbox o
+ WHERE (o.txid >= (SELECT pg_snapshot_xmax(done_snapshot) FROM outbox_cursor)
+        OR o.txid = ANY(ARRAY(SELECT pg_snapshot_xip(done_snapshot) FROM outbox_cursor)))
    AND o.published_at IS NULL AND NOT o.parked
-   AND NOT outbox_covered(o.txid, o.seq, c);
+   AND NOT outbox_covered(o.txid, o.seq, (SELECT c FROM outbox_cursor c));
 """
 
 DOWNGRADE = """

@@ -310,6 +310,19 @@ class DeadLetter(BaseModel):
     failed_at: datetime
 
 
+class RelayStatus(BaseModel):
+    """Where the outbox relay stands (its cursor, migration 0009): what waits, what went out
+    last, and the failure it is waiting out (Kafka down), if any."""
+
+    waiting: int  # outbox rows not published yet, parked ones excluded
+    parked: int  # rows set aside for a person (see /ops/v1/outbox/parked)
+    last_published_at: datetime | None  # when the last page was acknowledged and recorded
+    last_page_events: int | None
+    failures: int  # failed pages since the database was created
+    last_error: str | None  # cleared by the next page published
+    last_error_at: datetime | None
+
+
 class ParkedEvent(BaseModel):
     """An outbox row the relay parked instead of publishing (its payload is not shown)."""
 

@@ -518,12 +518,15 @@ async def _get_run(page: Page, run_id: UUID) -> dict[str, Any]:
 
 @router.get("/pipeline")
 async def pipeline(page: Staff) -> Response:
-    """What the relay and the consumers set aside: parked outbox rows and open dead letters."""
+    """Where the relay stands, and what it and the consumers set aside: parked outbox rows and
+    open dead letters."""
     require(page, "pipeline")
+    relay = await page.api.get("/ops/v1/outbox/relay")
     parked = await page.api.get("/ops/v1/outbox/parked", limit=50)
     letters = await page.api.get("/ops/v1/dead-letters", limit=50)
     return page.render(
         "ops/pipeline.html",
+        relay=relay,
         parked=parked["items"],
         more_parked=parked["next_cursor"] is not None,
         letters=letters["items"],

@@ -1,4 +1,5 @@
-"""What the event pipeline set aside for a person to look at (/ops/v1/dead-letters, /ops/v1/outbox/parked).
+"""What the event pipeline set aside for a person to look at (/ops/v1/dead-letters, /ops/v1/outbox/parked),
+and where the relay stands (/ops/v1/outbox/relay).
 
 Read-only: fixing the cause and replaying or requeueing is `python -m relay.ops`. Neither list
 shows a message's body: a `notification.requested` event carries a one-time passcode.
@@ -62,3 +63,23 @@ def list_parked_events(
         limit,
         cursor,
     )
+
+
+@router.get("/outbox/relay", response_model=schemas.RelayStatus)
+def relay_status(_staff: AnyStaff, conn: DbConn) -> schemas.RelayStatus:
+    """Where the relay stands: rows waiting, its last published page, the failure it waits out."""
+    row = (
+        conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM outbox_waiting) AS waiting, "
+                "(SELECT count(*) FROM outbox WHERE parked AND published_at IS NULL) AS parked, "
+                "p.published_at AS last_published_at, p.events AS last_page_events, "
+                "c.failures, c.last_error, c.last_error_at "
+                "FROM outbox_cursor c LEFT JOIN LATERAL "
+                "(SELECT published_at, events FROM outbox_publications ORDER BY id DESC LIMIT 1) p ON true"
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return schemas.RelayStatus(**row)

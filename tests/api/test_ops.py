@@ -222,6 +222,20 @@ def test_dead_letters_and_parked_events_are_listed_for_staff_without_their_bodie
     )
     assert "payload" not in row
 
+    # Where the relay stands (no relay runs here): the row waits, the failure shows until a
+    # page is published.
+    api.sql("UPDATE outbox SET parked = false WHERE id = %s", event.id)
+    api.sql("UPDATE outbox_cursor SET failures = failures + 1, last_error = 'broker down', last_error_at = now()")
+    try:
+        status = http.get("/ops/v1/outbox/relay", headers=bearer(staff))
+        assert status.status_code == 200
+        body = status.json()
+        assert body["waiting"] >= 1 and body["failures"] >= 1
+        assert (body["last_error"], body["last_error_at"] is not None) == ("broker down", True)
+    finally:
+        api.sql("UPDATE outbox_cursor SET last_error = NULL, last_error_at = NULL")
+        api.sql("UPDATE outbox SET parked = true WHERE id = %s", event.id)
+
     # Resolved letters leave the list; a customer's token is refused.
     api.sql("UPDATE consumer_dead_letters SET resolved_at = now() WHERE event_id = %s", event_id)
     assert str(event_id) not in http.get("/ops/v1/dead-letters", headers=bearer(staff)).text

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Temporal payload encryption keys, "kid:hex64,kid:hex64" (first = active). Empty: a key
     # file generated once under `home/secrets/` (see security.keys).
     payload_keys: SecretStr = SecretStr("")
+    # Keys that seal secrets stored in our own tables and topics (OTP codes on their way to the
+    # inbox, TOTP secrets), same "kid:hex64,..." form. Empty: `home/secrets/seal.keys`.
+    seal_keys: SecretStr = SecretStr("")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -99,30 +99,35 @@ def parse_keyring(spec: str) -> Keyring:
     return Keyring(active_id=next(iter(keys)), _keys=keys)
 
 
-def configured_spec(settings: object) -> str:
+def configured_spec(settings: object, *, field_name: str = "payload_keys", env_var: str = ENV_VAR) -> str:
     """The keys from configuration, or "" when none are configured."""
-    value = getattr(settings, "payload_keys", None)
+    value = getattr(settings, field_name, None)
     if value is not None and hasattr(value, "get_secret_value"):
         value = value.get_secret_value()  # pydantic SecretStr
     if isinstance(value, str) and value.strip():
         return value
-    return os.environ.get(ENV_VAR, "")
+    return os.environ.get(env_var, "")
 
 
-def key_file_path(settings: HasHome) -> Path:
-    return settings.home.resolve() / "secrets" / KEY_FILE_NAME
+def key_file_path(settings: HasHome, file_name: str = KEY_FILE_NAME) -> Path:
+    return settings.home.resolve() / "secrets" / file_name
 
 
-def load_keyring(settings: HasHome) -> Keyring:
+def load_keyring(
+    settings: HasHome, *, field_name: str = "payload_keys", env_var: str = ENV_VAR, file_name: str = KEY_FILE_NAME
+) -> Keyring:
     """The keyring from configuration, else from the key file (created on first use).
+
+    The same rules serve every keyring (Temporal payloads, secrets sealed at rest): each has
+    its own setting, variable and file, so a leak of one never opens the other.
 
     Raises:
         KeyringError: the configured keys or the key file are malformed.
     """
-    spec = configured_spec(settings)
+    spec = configured_spec(settings, field_name=field_name, env_var=env_var)
     if spec:
         return parse_keyring(spec)
-    path = key_file_path(settings)
+    path = key_file_path(settings, file_name)
     ensure_key_file(path)
     return parse_keyring(path.read_text())
 

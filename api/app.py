@@ -22,6 +22,7 @@ from api.metrics import LATENCY, REQUESTS
 from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS, ops_codec, ops_reconciliation
 from api.runtime import Runtime
 from api.schemas import ProblemDoc
+from config.settings import TEMPORAL_UI_CODEC_PATH
 
 log = logging.getLogger("ledgerflow.api")
 
@@ -87,6 +88,7 @@ def create_app() -> FastAPI:
         BodySizeLimit,
         prefixes={
             OPS_PREFIX + ops_codec.PREFIX: ops_codec.MAX_BODY_BYTES,
+            TEMPORAL_UI_CODEC_PATH: ops_codec.MAX_BODY_BYTES,
             OPS_PREFIX + ops_reconciliation.STATEMENTS_PATH: ops_reconciliation.MAX_STATEMENT_BYTES,
         },
     )

@@ -11,7 +11,7 @@ from temporalio.converter import PayloadCodec
 
 from api.problems import Problem
 from api.ratelimit import RateLimits
-from config.settings import Settings, get_settings
+from config.settings import TEMPORAL_UI_PATH, Settings, get_settings
 from fx.rates import TableRateProvider
 from ledger.db import make_engine
 from ledger.service import Ledger
@@ -82,14 +82,13 @@ class Runtime:
         assert codec is not None
         return codec
 
-    @property
-    def temporal_ui_origin(self) -> str:
-        """The Web UI's origin: the only one the codec endpoint answers CORS requests from."""
-        return f"http://{self.settings.host}:{self.settings.temporal_ui_port}"
-
     def temporal_ui_url(self, workflow_id: str) -> str:
+        """The workflow's page in the Temporal Web UI, through the ops portal (staff login, the
+        codec same-origin: portal/temporal_ui.py)."""
         s = self.settings
-        return f"http://{s.host}:{s.temporal_ui_port}/namespaces/{s.temporal_namespace}/workflows/{workflow_id}"
+        return (
+            f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/namespaces/{s.temporal_namespace}/workflows/{workflow_id}"
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,9 +10,16 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where staff reach the Temporal Web UI: through the ops portal, under its login, so the UI's
+# calls to the payload codec are same-origin and carry the staff session (portal/temporal_ui.py).
+# The UI server is started with this public path so its links and assets resolve under it.
+TEMPORAL_UI_PATH: Final = "/ops/temporal"
+TEMPORAL_UI_CODEC_PATH: Final = "/ops/temporal-codec"
 
 
 class Settings(BaseSettings):
@@ -31,6 +38,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "transfers"
     temporal_ui_port: int = 8233
+    # Where the ops portal reaches the Web UI server; empty: http://<host>:<temporal_ui_port>.
+    # (docker-compose: the UI container, http://temporal-ui:8080.)
+    temporal_ui_upstream: str = ""
     # Workflow task pollers of the worker, and the share of them on the shared (non-sticky)
     # queue, where every new transfer's first task waits. The SDK's default (5 pollers, 0.2)
     # leaves one poller for all new workflows: new transfers queue behind it under load.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from portal import assets, customer, ops
+from portal import assets, customer, ops, temporal_ui
 from portal.web import CUSTOMER, STAFF
 
 ROUTERS: list[APIRouter] = [
@@ -22,6 +22,7 @@ ROUTERS: list[APIRouter] = [
     assets.router(STAFF.prefix),
     customer.router,
     ops.router,
+    temporal_ui.router,
 ]
 
 

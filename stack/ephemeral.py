@@ -73,7 +73,9 @@ class EphemeralStack:
     def temporal(self) -> str:
         self._start(
             "temporal",
-            lambda: self.stack.temporal(headless=True),
+            # With its Web UI: the staff tests drive it through the ops portal. It costs the
+            # test session one more listening port, not a process.
+            lambda: self.stack.temporal(headless=False),
             lambda: {"temporal_address": f"127.0.0.1:{free_port()}", "temporal_ui_port": free_port()},
         )
         return self.settings.temporal_address

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import Settings
+from config.settings import TEMPORAL_UI_CODEC_PATH, TEMPORAL_UI_PATH, Settings
 from stack import kafka, postgres, temporal
 from stack.service import Service, StackError, ensure_port_free
 
@@ -67,8 +67,11 @@ class Stack:
             ui_port=s.temporal_ui_port,
             log_path=self.logs / "temporal.log",
             headless=headless,
-            # Staff see decoded payloads in the Web UI through the API's authenticated codec.
-            codec_endpoint=f"http://{s.host}:{s.api_port}/ops/v1/temporal-codec",
+            # Staff open the UI through the ops portal (TEMPORAL_UI_PATH, under their login), so
+            # the codec is same-origin: a path, not a URL, and it works whatever host name the
+            # browser used. Opened on :8233 directly the UI has no session and shows ciphertext.
+            ui_public_path=TEMPORAL_UI_PATH,
+            codec_endpoint=TEMPORAL_UI_CODEC_PATH,
         )
 
     def kafka(self) -> Service:

@@ -56,6 +56,7 @@ def temporal_service(
     ui_port: int,
     log_path: Path,
     codec_endpoint: str | None = None,
+    ui_public_path: str = "/",
     headless: bool = False,
 ) -> Service:
     argv = [
@@ -82,6 +83,8 @@ def temporal_service(
         argv += ["--search-attribute", f"{name}={kind}"]
     if codec_endpoint:
         argv += ["--ui-codec-endpoint", codec_endpoint]
+    if ui_public_path != "/":
+        argv += ["--ui-public-path", ui_public_path]
     if headless:
         argv.append("--headless")
 

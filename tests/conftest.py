@@ -88,5 +88,12 @@ def temporal_address(test_stack: TestStack) -> str:
 
 
 @pytest.fixture(scope="session")
+def temporal_ui_port(test_stack: TestStack) -> int:
+    """The Web UI of the session's Temporal server (served under TEMPORAL_UI_PATH)."""
+    test_stack.temporal()
+    return test_stack.settings.temporal_ui_port
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap(test_stack: TestStack) -> str:
     return test_stack.kafka()

@@ -296,8 +296,9 @@ def test_ops_transfer_detail(api: Api, http: httpx.Client, two_customers: dict[s
     assert "transfer.initiated" in types and "transfer.posted" in types
     assert "published_at" in body["events"][0]
     s = api.settings
+    # Through the ops portal, under the staff login (portal/temporal_ui.py).
     assert body["temporal_ui_url"] == (
-        f"http://{s.host}:{s.temporal_ui_port}/namespaces/{s.temporal_namespace}/workflows/transfer-{transfer['id']}"
+        f"http://{s.host}:{s.api_port}/ops/temporal/namespaces/{s.temporal_namespace}/workflows/transfer-{transfer['id']}"
     )
     listed = http.get(
         "/ops/v1/transfers",

@@ -19,13 +19,14 @@ def portal_stack(
     pg_server: PgServer,
     migrated_template: str,
     temporal_address: str,
+    temporal_ui_port: int,
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PortalStack]:
     url = create_database(pg_server, migrated_template)
     try:
         work = Path(tmp_path_factory.mktemp("portal"))
-        with running_portal(url, temporal_address, kafka_bootstrap, work) as stack:
+        with running_portal(url, temporal_address, kafka_bootstrap, work, temporal_ui_port=temporal_ui_port) as stack:
             # The inbox is part of what is tested: OTP codes come through the real relay here
             # (reading them from the outbox is only the screenshot script's fallback).
             log = (work / "relay.log").read_text(errors="replace")[-2000:]

@@ -164,7 +164,12 @@ class PortalStack:
 
 @contextmanager
 def running_portal(
-    database_url: str, temporal_address: str, kafka_bootstrap: str | None, work_dir: Path
+    database_url: str,
+    temporal_address: str,
+    kafka_bootstrap: str | None,
+    work_dir: Path,
+    *,
+    temporal_ui_port: int | None = None,
 ) -> Iterator[PortalStack]:
     """Seed the database, start worker, relay (when Kafka is given) and server; stop them after."""
     from api.seed import create_staff, seed_dev
@@ -191,6 +196,9 @@ def running_portal(
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_HOME": str(work_dir),
     }
+    if temporal_ui_port is not None:
+        # The ops portal forwards /ops/temporal/ to the Temporal Web UI on this port.
+        env["LEDGERFLOW_TEMPORAL_UI_PORT"] = str(temporal_ui_port)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     get_settings.cache_clear()

@@ -1,5 +1,6 @@
-"""The Temporal Web UI's codec endpoint: staff only, CORS for the UI's origin only, and it
-decodes what the server really stores."""
+"""The Temporal payload codec: the API's endpoint takes a staff bearer token only; the ops
+portal's same-origin /ops/temporal-codec (what the Web UI calls) takes the staff session cookie
+and passes its token on. Both decode what the Temporal server really stores."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
+from config.settings import TEMPORAL_UI_CODEC_PATH
 from portal.sessions import SessionStore
 from portal.web import STAFF as STAFF_PORTAL
 from security.codec import ENCODING, KEY_ID_METADATA
@@ -21,6 +23,7 @@ from tests.security.helpers import new_customer, start_transfer
 
 DECODE = "/ops/v1/temporal-codec/decode"
 ENCODE = "/ops/v1/temporal-codec/encode"
+PORTAL_DECODE = TEMPORAL_UI_CODEC_PATH + "/decode"
 EVIL = "http://127.0.0.1:6666"
 
 
@@ -48,12 +51,6 @@ PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"amount_minor":738
 
 
 @pytest.fixture
-def ui_origin(sec: SecApi) -> str:
-    origin: str = sec.runtime.temporal_ui_origin
-    return origin
-
-
-@pytest.fixture
 def admin(sec: SecApi, http: httpx.Client) -> str:
     return sec.admin_token(http)
 
@@ -72,17 +69,13 @@ def test_round_trip_for_every_staff_role(sec: SecApi, http: httpx.Client, admin:
         assert decoded.headers["cache-control"] == "no-store"
 
 
-def test_no_credentials_or_a_customer_token_get_401_and_are_audited(
-    sec: SecApi, http: httpx.Client, ui_origin: str
-) -> None:
+def test_no_credentials_or_a_customer_token_get_401_and_are_audited(sec: SecApi, http: httpx.Client) -> None:
     customer = new_customer(sec, http)
     for headers in ({}, customer.auth, bearer("not-a-token")):
         for path in (DECODE, ENCODE):
-            answer = http.post(path, json=body_of(PLAIN), headers=headers | {"Origin": ui_origin})
+            answer = http.post(path, json=body_of(PLAIN), headers=headers)
             assert answer.status_code == 401, answer.text
             assert answer.json()["code"] == "unauthorized"
-            # The UI can read the refusal (instead of a CORS network error).
-            assert answer.headers["access-control-allow-origin"] == ui_origin
     rows = sec.sql(
         "SELECT actor_realm, actor_id FROM audit_log WHERE action = 'access_denied' AND target_id = %s "
         "AND detail ->> 'reason' = 'wrong_realm'",
@@ -91,31 +84,12 @@ def test_no_credentials_or_a_customer_token_get_401_and_are_audited(
     assert ("customer", customer.id) in rows
 
 
-def test_preflight_answers_the_ui_origin_only(sec: SecApi, http: httpx.Client, ui_origin: str) -> None:
-    for path in (DECODE, ENCODE):
-        ok = http.options(
-            path,
-            headers={
-                "Origin": ui_origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type,x-namespace",
-            },
-        )
-        assert ok.status_code == 204, ok.text
-        assert ok.headers["access-control-allow-origin"] == ui_origin
-        assert ok.headers["access-control-allow-credentials"] == "true"
-        assert "POST" in ok.headers["access-control-allow-methods"]
-        assert {"content-type", "x-namespace"} <= {
-            h.strip().lower() for h in ok.headers["access-control-allow-headers"].split(",")
-        }
-        evil = http.options(path, headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"})
-        assert evil.status_code == 403 and "access-control-allow-origin" not in evil.headers
-
-
-def test_other_origins_get_no_cors_grant_even_with_a_token(http: httpx.Client, admin: str) -> None:
+def test_no_cross_origin_grant(http: httpx.Client, admin: str) -> None:
+    # Nobody calls the codec cross-origin any more (the UI is served same-origin by the portal):
+    # a page on another origin can neither preflight nor read an answer.
+    preflight = http.options(DECODE, headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
     answer = http.post(DECODE, json=body_of(PLAIN), headers=bearer(admin) | {"Origin": EVIL})
-    # A bearer token is not ambient (the browser never adds it by itself): the call works,
-    # but a page on another origin cannot read the answer.
     assert answer.status_code == 200
     assert "access-control-allow-origin" not in answer.headers
 
@@ -129,34 +103,35 @@ def portal_sessions(sec: SecApi) -> Iterator[SessionStore]:
     yield store
 
 
-def test_staff_portal_session_cookie_works_from_the_ui_origin_only(
-    sec: SecApi, http: httpx.Client, admin: str, ui_origin: str, portal_sessions: SessionStore
+def test_the_portal_codec_takes_a_staff_session_from_its_own_origin_only(
+    sec: SecApi, http: httpx.Client, portal_sessions: SessionStore
 ) -> None:
     auditor = sec.staff(http, "auditor")
     session = portal_sessions.create("staff", auditor, 3600, email="auditor@ledgerflow.test", role="auditor")
     cookie = {"Cookie": f"{STAFF_PORTAL.cookie}={session.id}"}
+    own = {"Origin": str(http.base_url).rstrip("/")}
 
-    ok = http.post(DECODE, json=body_of(PLAIN), headers=cookie | {"Origin": ui_origin})
+    [sealed] = payloads_from(http.post(ENCODE, json=body_of(PLAIN), headers=bearer(auditor)))
+    ok = http.post(PORTAL_DECODE, json=body_of(sealed), headers=cookie | own)
     assert ok.status_code == 200, ok.text
-    assert ok.headers["access-control-allow-origin"] == ui_origin
-    assert ok.headers["access-control-allow-credentials"] == "true"
+    assert payloads_from(ok) == [PLAIN]
+    assert ok.headers["cache-control"] == "no-store"
 
-    # A cookie is ambient: without the UI's Origin it could be a cross-site request.
+    # A cookie is ambient: without our own Origin it could be a cross-site request.
     for origin in ({}, {"Origin": EVIL}):
-        refused = http.post(DECODE, json=body_of(PLAIN), headers=cookie | origin)
-        assert refused.status_code == 403 and refused.json()["code"] == "origin_not_allowed"
+        refused = http.post(PORTAL_DECODE, json=body_of(sealed), headers=cookie | origin)
+        assert refused.status_code == 401 and "738191" not in refused.text
 
-    # A customer's portal session never opens the staff codec.
+    # No session, or a customer's portal session: no decoding.
     customer = new_customer(sec, http)
     theirs = portal_sessions.create("customer", customer.token, 3600, email=customer.email)
-    refused = http.post(
-        DECODE, json=body_of(PLAIN), headers={"Cookie": f"{STAFF_PORTAL.cookie}={theirs.id}", "Origin": ui_origin}
-    )
-    assert refused.status_code == 401
+    for jar in ({}, {"Cookie": f"{STAFF_PORTAL.cookie}={theirs.id}"}):
+        refused = http.post(PORTAL_DECODE, json=body_of(sealed), headers=jar | own)
+        assert refused.status_code == 401
 
     # Logging out at the API (the portal does it at logout) ends the cookie's access too.
     assert http.post("/ops/v1/auth/logout", headers=bearer(auditor)).status_code == 204
-    gone = http.post(DECODE, json=body_of(PLAIN), headers=cookie | {"Origin": ui_origin})
+    gone = http.post(PORTAL_DECODE, json=body_of(sealed), headers=cookie | own)
     assert gone.status_code == 401
 
 

@@ -27,7 +27,7 @@ from tests.security.helpers import new_customer
 STAFF_ROLES: Final = ("operator", "approver", "auditor", "admin")
 PRINCIPALS: Final = (*STAFF_ROLES, "customer", "nobody")
 
-PUBLIC: Final = frozenset(PRINCIPALS) - {"customer"}  # the login and CORS preflights; a customer token is still 401
+PUBLIC: Final = frozenset(PRINCIPALS) - {"customer"}  # the login; a customer token is still 401
 ANY_STAFF: Final = frozenset(STAFF_ROLES)
 
 
@@ -70,8 +70,6 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/ops/v1/outbox/relay"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/decode"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/encode"): ANY_STAFF,
-    ("OPTIONS", "/ops/v1/temporal-codec/decode"): PUBLIC,
-    ("OPTIONS", "/ops/v1/temporal-codec/encode"): PUBLIC,
 }
 
 _PARAM: Final = re.compile(r"\{[^}]+\}")

@@ -19,6 +19,7 @@ from config.settings import Settings
 from fx.rates import TableRateProvider
 from ledger.service import Ledger
 from security.converter import with_encryption
+from security.sealed import load_sealer
 from workflows.health import HealthCheckWorkflow
 from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
 from workflows.transfer import TransferWorkflow
@@ -38,7 +39,9 @@ def build_worker(
     # Whoever built the client, the worker reads and writes encrypted payloads.
     client = with_encryption(client, settings)
     health = HealthActivities(engine)
-    transfers = TransferActivities(Ledger(engine), TableRateProvider(engine), transfer_policy(settings))
+    transfers = TransferActivities(
+        Ledger(engine), TableRateProvider(engine), transfer_policy(settings), load_sealer(settings)
+    )
     # The reconciliation activities ask Temporal whether stuck transfers still have a workflow.
     reconciliation = ReconciliationActivities(engine, client)
     return Worker(

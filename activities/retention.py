@@ -42,7 +42,8 @@ class RetentionActivities:
             # A retried start keeps the first record's cutoffs.
             stored = conn.execute("SELECT cutoffs FROM retention_runs WHERE id = %s", (request.run_id,)).fetchone()
         assert stored is not None
-        return StartSweepResult([TargetCutoff(name, cutoff) for name, cutoff in stored[0].items()])
+        # In the targets' order (a jsonb object keeps no order): the order is part of the plan.
+        return StartSweepResult([TargetCutoff(c.name, stored[0].get(c.name, c.cutoff)) for c in cutoffs])
 
     @activity.defn(name="retention_sweep_batch")
     def sweep_batch(self, request: SweepBatchInput) -> SweepBatchResult:

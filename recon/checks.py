@@ -183,8 +183,8 @@ def check_outbox_published(conn: Conn, policy: ReconciliationPolicy) -> CheckRes
           LEFT JOIN posted_events o ON o.transfer_id = t.id
          WHERE t.status IN ('posted', 'reversed')
          GROUP BY t.id, t.status
-        HAVING count(o.id) FILTER (WHERE o.type = 'transfer.posted') <> 1
-            OR count(o.id) FILTER (WHERE o.type = 'transfer.reversed')
+        HAVING count(o.event_id) FILTER (WHERE o.type = 'transfer.posted') <> 1
+            OR count(o.event_id) FILTER (WHERE o.type = 'transfer.reversed')
                <> CASE t.status WHEN 'reversed' THEN 1 ELSE 0 END
          ORDER BY t.id
         """

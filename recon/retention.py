@@ -107,8 +107,7 @@ def targets(policy: RetentionPolicy) -> list[Target]:
             batch=n,
             change="UPDATE {table} SET code_sealed = NULL",
         ),
-        Target("outbox", "outbox", _OUTBOX_DONE, keep_s=outbox_s, batch=n),
-        Target("outbox_publications", "outbox_publications", _PUBLICATION_DONE, keep_s=outbox_s, batch=n),
+        # Before the outbox: an old dedupe row without a type takes it from its outbox row.
         Target(
             "processed_events",
             "processed_events",
@@ -118,6 +117,8 @@ def targets(policy: RetentionPolicy) -> list[Target]:
             returning="consumer, event_id, type",
             tally=_DEDUPE_TALLY,
         ),
+        Target("outbox", "outbox", _OUTBOX_DONE, keep_s=outbox_s, batch=n),
+        Target("outbox_publications", "outbox_publications", _PUBLICATION_DONE, keep_s=outbox_s, batch=n),
         Target(
             "idempotency_keys",
             "idempotency_keys",

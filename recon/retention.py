@@ -150,19 +150,11 @@ def cutoff_for(target: Target, now: datetime) -> datetime:
     return now - timedelta(seconds=target.keep_s)
 
 
-def _statement(target: Target) -> sql.Composed:
-    # Table names and predicates are constants of this module (sql.Identifier quotes the table).
-    return sql.SQL(
-        "WITH gone AS ({change} WHERE ctid = ANY(ARRAY("
-        "SELECT t.ctid FROM {table} t WHERE {predicate} LIMIT %(batch)s FOR UPDATE OF t SKIP LOCKED)) "
-        "RETURNING {returning}){tally} SELECT count(*) FROM gone"
-    ).format(
-        change=sql.SQL(target.change).format(table=sql.Identifier(target.table)),
-        table=sql.Identifier(target.table),
-        predicate=sql.SQL(target.predicate),
-        returning=sql.SQL(target.returning),
-        tally=sql.SQL(target.tally),
-    )
+_BATCH: Final = (
+    "WITH gone AS ({change} WHERE ctid = ANY(ARRAY("
+    "SELECT t.ctid FROM {table} t WHERE {predicate} LIMIT %(batch)s FOR UPDATE OF t SKIP LOCKED)) "
+    "RETURNING {returning}){tally} SELECT count(*) FROM gone"
+)
 
 
 def sweep_batch(conn: Conn, target: Target, cutoff: datetime) -> int:
@@ -170,5 +162,16 @@ def sweep_batch(conn: Conn, target: Target, cutoff: datetime) -> int:
     which must be short: commit right after. Returns how many rows went."""
     conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
-    row = conn.execute(_statement(target), {"cutoff": cutoff, "batch": target.batch}).fetchone()
+    # Table names and predicates are this module's constants, typed LiteralString (the table
+    # name is quoted by sql.Identifier).
+    row = conn.execute(
+        sql.SQL(_BATCH).format(
+            change=sql.SQL(target.change).format(table=sql.Identifier(target.table)),
+            table=sql.Identifier(target.table),
+            predicate=sql.SQL(target.predicate),
+            returning=sql.SQL(target.returning),
+            tally=sql.SQL(target.tally),
+        ),
+        {"cutoff": cutoff, "batch": target.batch},
+    ).fetchone()
     return int(row[0]) if row else 0

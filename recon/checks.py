@@ -173,14 +173,21 @@ def check_outbox_published(conn: Conn, policy: ReconciliationPolicy) -> CheckRes
 
     The event counts read `posted_events` (migration 0011_retention): one compact row per
     transfer.posted / transfer.reversed outbox row, written by a trigger in the same
-    transaction, and kept when the retention sweep removes the outbox row itself."""
+    transaction, and kept when the retention sweep removes the outbox row itself. A record
+    counts only while its outbox row is there or the sweep may have removed it (created before
+    the last sweep's outbox cutoff): an event lost any other way is still found."""
     wrong_count = conn.execute(
         """
+        WITH swept AS (
+            SELECT coalesce(max((cutoffs ->> 'outbox')::timestamptz), '-infinity') AS before FROM retention_runs
+        )
         SELECT t.id, t.status,
                count(o.event_id) FILTER (WHERE o.type = 'transfer.posted'),
                count(o.event_id) FILTER (WHERE o.type = 'transfer.reversed')
           FROM transfers t
-          LEFT JOIN posted_events o ON o.transfer_id = t.id
+          LEFT JOIN posted_events o
+            ON o.transfer_id = t.id
+           AND (o.created_at < (SELECT before FROM swept) OR EXISTS (SELECT 1 FROM outbox x WHERE x.id = o.event_id))
          WHERE t.status IN ('posted', 'reversed')
          GROUP BY t.id, t.status
         HAVING count(o.event_id) FILTER (WHERE o.type = 'transfer.posted') <> 1

@@ -221,6 +221,7 @@ def test_recon_passes_after_a_sweep_removed_old_transfer_posted_rows(
     )
     # Everything is old: older than the outbox's retention and than the dedupe rows'.
     raw.execute("UPDATE outbox SET created_at = now() - interval '40 days'")
+    raw.execute("UPDATE posted_events SET created_at = now() - interval '40 days'")  # written with its row
     raw.execute("UPDATE processed_events SET processed_at = now() - interval '40 days'")
     policy = ReconciliationPolicy()
     with psycopg.connect(raw.info.dsn) as conn:

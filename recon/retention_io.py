@@ -24,6 +24,8 @@ class SweepInput:
     next_target: int = 0
     removed: dict[str, int] = field(default_factory=dict)
     batches: int = 0
+    # Batches per workflow run before it continues as new (keeps each history small).
+    max_batches_per_run: int = 500
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Deterministic: no I/O, no clock. The run's cutoffs come from the first activity 
 time), then each target is swept batch by batch, one activity per batch, until a batch comes
 back short. The `progress` query answers where the sweep is; the run record in
 `retention_runs` says the same, committed with each batch. A long sweep continues as new
-every MAX_BATCHES_PER_RUN batches, carrying its position, so its history stays small.
+every `max_batches_per_run` batches (500), carrying its position, so its history stays small.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ BATCH_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
-MAX_BATCHES_PER_RUN = 500
 
 
 @workflow.defn(name="RetentionSweep")
@@ -73,7 +72,7 @@ class RetentionSweepWorkflow:
                 cutoff = cutoffs[index]
                 self._target = cutoff.name
                 while True:
-                    if batches_here >= MAX_BATCHES_PER_RUN:
+                    if batches_here >= request.max_batches_per_run:
                         workflow.continue_as_new(
                             replace(
                                 request,

@@ -135,6 +135,15 @@ def targets(policy: RetentionPolicy) -> list[Target]:
         ),
         Target("login_failures", "login_failures", "t.failed_at < %(cutoff)s", keep_s=policy.login_failures_s, batch=n),
         Target("otp_failures", "otp_failures", "t.failed_at < %(cutoff)s", keep_s=policy.otp_failures_s, batch=n),
+        # The sweeps' own records: a quarter of hourly runs is plenty to look back on, and the
+        # newest outbox cutoff (which reconciliation reads) is always among them.
+        Target(
+            "retention_runs",
+            "retention_runs",
+            "t.started_at < %(cutoff)s AND t.status <> 'running'",
+            keep_s=90 * DAY_S,
+            batch=n,
+        ),
     ]
 
 

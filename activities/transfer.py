@@ -37,11 +37,11 @@ from ledger.db import transaction
 from ledger.errors import LedgerError
 from ledger.fx import FxQuote
 from ledger.money import Money
-from ledger.outbox import insert_events, make_event
 from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
 from otp.codes import Binding
+from otp.delivery import CODE_SLOT, OtpMessage, SealsText, request_otp_message
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,14 @@ def binding_of(transfer: Transfer) -> Binding:
     )
 
 
-def otp_message(transfer: Transfer, code: str, ttl_s: int) -> tuple[str, str]:
-    """Subject and body of the OTP notification: amount, currency, payee and the code."""
+def otp_message(transfer: Transfer, ttl_s: int) -> tuple[str, str]:
+    """Subject and body of the OTP notification: amount, currency, payee and a slot for the
+    code (otp.delivery seals the code; the inbox opens it into the slot for its owner)."""
     amount = Money(transfer.amount_minor, transfer.currency)
     payee = str(transfer.destination_account_id)
     subject = f"Approve your transfer of {amount}"
     body = (
-        f"Your code to send {amount} to account {payee} is {code}. "
+        f"Your code to send {amount} to account {payee} is {CODE_SLOT}. "
         f"It expires in {ttl_s // 60} minutes and authorises only this transfer. "
         "Never share it with anyone."
     )
@@ -88,9 +89,15 @@ def otp_message(transfer: Transfer, code: str, ttl_s: int) -> tuple[str, str]:
 
 class TransferActivities:
     def __init__(
-        self, ledger: Ledger, rates: RateProvider, policy: TransferPolicy, clock: Callable[[], datetime] | None = None
+        self,
+        ledger: Ledger,
+        rates: RateProvider,
+        policy: TransferPolicy,
+        sealer: SealsText,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._sealer = sealer
         self._rates = rates
         self._policy = policy
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -137,20 +144,17 @@ class TransferActivities:
             )
             if issued.code is not None:
                 # Same transaction as the challenge: a code exists only if its message does.
-                subject, body = otp_message(transfer, issued.code, r.otp_ttl_s)
-                event = make_event(
-                    "notification.requested",
-                    business_id=transfer_id,
-                    key=transfer_id,
-                    data={
-                        "customer_id": r.customer_id,
-                        "channel": "in_app",
-                        "subject": subject,
-                        "body": body,
-                        "transfer_id": r.transfer_id,
-                    },
+                # The code is sealed: the outbox, Kafka and the inbox never hold it in clear.
+                subject, body = otp_message(transfer, r.otp_ttl_s)
+                message = OtpMessage(
+                    customer_id=UUID(r.customer_id),
+                    challenge_ref=r.transfer_id,
+                    subject=subject,
+                    body=body,
+                    expires_at=issued.expires_at,
+                    transfer_id=transfer_id,
                 )
-                insert_events(conn, [event])
+                request_otp_message(conn, self._sealer, message, issued.code, business_id=transfer_id)
         threshold = self._policy.review_threshold_minor.get(transfer.currency)
         return InitiateResult(
             source_currency=transfer.source_currency,

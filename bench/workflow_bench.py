@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import time
@@ -28,13 +27,14 @@ from ledger.db import make_engine
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
+from otp.delivery import open_code
+from security.sealed import load_sealer
 from worker.temporal_client import connect
 from workflows.transfer import TransferWorkflow, workflow_id_for
 
 REPO = Path(__file__).resolve().parent.parent
-CODE = re.compile(r"\b(\d{6})\b")
 OTP_KEY = "22" * 32
-SETTINGS = Settings(otp_key=OTP_KEY, payload_keys="bench:" + "55" * 32)
+SETTINGS = Settings(otp_key=OTP_KEY, payload_keys="bench:" + "55" * 32, seal_keys="bench:" + "66" * 32)
 
 
 def start_process(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -56,9 +56,10 @@ def start_process(module: str, env: dict[str, str], log: Path) -> subprocess.Pop
 def otp_code(ledger: Ledger, transfer_id: UUID) -> str:
     for event in ledger.events_for(transfer_id):
         if event.type == "notification.requested":
-            match = CODE.search(event.payload["data"]["body"])
-            if match:
-                return match.group(1)
+            # Sealed in the row (otp/delivery.py): opened with the worker's seal key.
+            code = open_code(load_sealer(SETTINGS), event.payload["data"])
+            if code is not None:
+                return code
     raise RuntimeError("no OTP notification")
 
 
@@ -136,6 +137,7 @@ async def measure(
         "LEDGERFLOW_DATABASE_URL": db_url,
         "LEDGERFLOW_OTP_KEY": OTP_KEY,
         "LEDGERFLOW_PAYLOAD_KEYS": SETTINGS.payload_keys.get_secret_value(),
+        "LEDGERFLOW_SEAL_KEYS": SETTINGS.seal_keys.get_secret_value(),
     }
 
     noop_queue = f"bench-noop-{uuid.uuid4().hex[:6]}"

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     # inbox, TOTP secrets), same "kid:hex64,..." form. Empty: `home/secrets/seal.keys`.
     seal_keys: SecretStr = SecretStr("")
 
+    # Retention (recon/retention.py). Published outbox rows and their publication records are
+    # kept a week: the topics of ledgerflow.transfers and .accounts keep their events 7 days,
+    # and an operator looking into a transfer of last week still sees its events.
+    outbox_retention_days: int = 7
+    # Idempotency keys: the contract promises at least 24 h; twice that covers a client
+    # retrying across a day boundary or a long weekend's batch job, and stays small.
+    idempotency_retention_h: int = 48
+    # Rows per batch: each batch is one short transaction (about 10-50 ms for 1,000 rows),
+    # so it never holds a lock that a posting would notice.
+    retention_batch_rows: int = 1_000
+    # How often the Temporal Schedule `retention-sweep` runs: hourly keeps each sweep small.
+    retention_sweep_every_s: int = 3_600
+
     @property
     def sqlalchemy_url(self) -> str:
         """URL for SQLAlchemy with the psycopg 3 driver."""

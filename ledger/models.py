@@ -210,6 +210,8 @@ class OutboxRow(Base):
         Index("outbox_txid", "txid"),
         Index("outbox_parked", "seq", postgresql_where=text("parked")),
         Index("outbox_key", "key", "seq"),
+        # The retention sweep's time filter (migration 0011_retention): a BRIN, nearly free on insert.
+        Index("outbox_created_brin", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

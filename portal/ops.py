@@ -518,15 +518,17 @@ async def _get_run(page: Page, run_id: UUID) -> dict[str, Any]:
 
 @router.get("/pipeline")
 async def pipeline(page: Staff) -> Response:
-    """Where the relay stands, and what it and the consumers set aside: parked outbox rows and
-    open dead letters."""
+    """Where the relay stands, the last retention sweep, and what the relay and the consumers
+    set aside: parked outbox rows and open dead letters."""
     require(page, "pipeline")
     relay = await page.api.get("/ops/v1/outbox/relay")
     parked = await page.api.get("/ops/v1/outbox/parked", limit=50)
     letters = await page.api.get("/ops/v1/dead-letters", limit=50)
+    retention = await page.api.get("/ops/v1/retention", limit=1)
     return page.render(
         "ops/pipeline.html",
         relay=relay,
+        retention=retention,
         parked=parked["items"],
         more_parked=parked["next_cursor"] is not None,
         letters=letters["items"],

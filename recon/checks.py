@@ -169,33 +169,42 @@ def check_holds(conn: Conn, policy: ReconciliationPolicy) -> CheckResult:
 def check_outbox_published(conn: Conn, policy: ReconciliationPolicy) -> CheckResult:
     """Invariant 6: a posted transfer has exactly one `transfer.posted` row (a reversed one also
     exactly one `transfer.reversed`), no such event exists without its posting, and every
-    outbox row older than the grace period was published (not parked, not waiting)."""
+    outbox row older than the grace period was published (not parked, not waiting).
+
+    The event counts read `posted_events` (migration 0011_retention): one compact row per
+    transfer.posted / transfer.reversed outbox row, written by a trigger in the same
+    transaction, and kept when the retention sweep removes the outbox row itself. A record
+    counts only while its outbox row is there or the sweep may have removed it (created before
+    the last sweep's outbox cutoff): an event lost any other way is still found."""
     wrong_count = conn.execute(
         """
+        WITH swept AS (
+            SELECT coalesce(max((cutoffs ->> 'outbox')::timestamptz), '-infinity') AS before FROM retention_runs
+        )
         SELECT t.id, t.status,
-               count(o.id) FILTER (WHERE o.type = 'transfer.posted'),
-               count(o.id) FILTER (WHERE o.type = 'transfer.reversed')
+               count(o.event_id) FILTER (WHERE o.type = 'transfer.posted'),
+               count(o.event_id) FILTER (WHERE o.type = 'transfer.reversed')
           FROM transfers t
-          LEFT JOIN outbox o ON o.key = t.id::text AND o.type IN ('transfer.posted', 'transfer.reversed')
+          LEFT JOIN posted_events o
+            ON o.transfer_id = t.id
+           AND (o.created_at < (SELECT before FROM swept) OR EXISTS (SELECT 1 FROM outbox x WHERE x.id = o.event_id))
          WHERE t.status IN ('posted', 'reversed')
          GROUP BY t.id, t.status
-        HAVING count(o.id) FILTER (WHERE o.type = 'transfer.posted') <> 1
-            OR count(o.id) FILTER (WHERE o.type = 'transfer.reversed')
+        HAVING count(o.event_id) FILTER (WHERE o.type = 'transfer.posted') <> 1
+            OR count(o.event_id) FILTER (WHERE o.type = 'transfer.reversed')
                <> CASE t.status WHEN 'reversed' THEN 1 ELSE 0 END
          ORDER BY t.id
         """
     ).fetchall()
     orphan_events = conn.execute(
         """
-        SELECT o.id, o.type, o.key
-          FROM outbox o
-          -- a join on the text form (hashable), not a correlated subquery per event
-          LEFT JOIN transfers t ON t.id::text = o.key
-         WHERE o.type IN ('transfer.posted', 'transfer.reversed')
-           AND (t.id IS NULL
+        SELECT o.event_id, o.type, o.transfer_id
+          FROM posted_events o
+          LEFT JOIN transfers t ON t.id = o.transfer_id
+         WHERE (t.id IS NULL
                 OR t.status NOT IN ('posted', 'reversed')
                 OR (o.type = 'transfer.reversed' AND t.status <> 'reversed'))
-         ORDER BY o.seq
+         ORDER BY o.created_at, o.event_id
         """
     ).fetchall()
     unpublished_count, oldest = conn.execute(
@@ -243,17 +252,27 @@ def check_outbox_published(conn: Conn, policy: ReconciliationPolicy) -> CheckRes
 
 def check_consumer_counts(conn: Conn, policy: ReconciliationPolicy) -> CheckResult:
     """Each consumer applied every published event of the types it handles (those it has an
-    `event_counts` row for), once: its counters equal its `processed_events` rows per type,
-    it applied nothing the outbox does not have, and it misses no row published more than
-    the grace period ago."""
+    `event_counts` row for), once: its counters equal its `processed_events` rows per type
+    (plus the rows the retention sweep removed, tallied in `consumer_swept_counts`), it
+    applied nothing the outbox does not have, and it misses no row published more than the
+    grace period ago.
+
+    After a retention sweep, dedupe rows outlive the outbox rows they name: an applied event
+    whose outbox row is gone counts as unknown only if it was applied after the last sweep's
+    outbox cutoff plus the grace period (a row swept was created before that cutoff)."""
     counters = conn.execute("SELECT consumer, type, count FROM event_counts ORDER BY consumer, type").fetchall()
-    applied = {
-        (r[0], r[1]): int(r[2])
-        for r in conn.execute(
-            "SELECT pe.consumer, o.type, count(*) FROM processed_events pe JOIN outbox o ON o.id = pe.event_id "
-            "GROUP BY pe.consumer, o.type"
-        ).fetchall()
-    }
+    applied: dict[tuple[str, str], int] = {}
+    for consumer, event_type, n in conn.execute(
+        """
+        SELECT pe.consumer, coalesce(pe.type, o.type), count(*)
+          FROM processed_events pe LEFT JOIN outbox o ON pe.type IS NULL AND o.id = pe.event_id
+         WHERE pe.type IS NOT NULL OR o.id IS NOT NULL
+         GROUP BY 1, 2
+         UNION ALL
+        SELECT consumer, type, count FROM consumer_swept_counts
+        """
+    ).fetchall():
+        applied[(consumer, event_type)] = applied.get((consumer, event_type), 0) + int(n)
     published = {
         r[0]: int(r[1])
         for r in conn.execute("SELECT type, count(*) FROM outbox_state WHERE published GROUP BY type").fetchall()
@@ -268,8 +287,12 @@ def check_consumer_counts(conn: Conn, policy: ReconciliationPolicy) -> CheckResu
         SELECT pe.consumer, count(*), min(pe.event_id::text)
           FROM processed_events pe
          WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = pe.event_id)
+           AND pe.processed_at > coalesce(
+                   (SELECT max((r.cutoffs ->> 'outbox')::timestamptz) FROM retention_runs r), '-infinity')
+                 + make_interval(secs => %s)
          GROUP BY pe.consumer ORDER BY pe.consumer
-        """
+        """,
+        (policy.consumer_grace_s,),
     ).fetchall()
     missing = conn.execute(
         """

@@ -229,8 +229,9 @@ class EventConsumer:
             try:
                 with conn.transaction():
                     cur = conn.execute(
-                        "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        (name, event.id),
+                        "INSERT INTO processed_events (consumer, event_id, type) VALUES (%s, %s, %s) "
+                        "ON CONFLICT DO NOTHING",
+                        (name, event.id, event.type),
                     )
                     if cur.rowcount == 0:
                         return "duplicate"

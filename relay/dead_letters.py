@@ -136,8 +136,9 @@ def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
             with conn.transaction():
                 event = parse_event(row[0])
                 inserted = conn.execute(
-                    "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (handler.name, event.id),
+                    "INSERT INTO processed_events (consumer, event_id, type) VALUES (%s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    (handler.name, event.id, event.type),
                 ).rowcount
                 if inserted and handler.handles(event.type):
                     handler.apply(conn, event)

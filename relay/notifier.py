@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from uuid import UUID
 
 from ledger.db import Conn
+from otp.delivery import sealed_code_of
 from relay.envelope import Event, data_text, data_uuid
 from relay.topics import NOTIFICATIONS
 
@@ -33,6 +34,9 @@ class Notification:
     body: str
     transfer_id: UUID | None
     created_at: datetime
+    # An OTP message: its challenge and its code, sealed (otp/delivery.py); never the clear code.
+    otp_challenge_ref: str | None = None
+    code_sealed: str | None = None
 
 
 class Channel(Protocol):
@@ -41,7 +45,9 @@ class Channel(Protocol):
     `deliver` runs inside the notifier's transaction, with the event's dedup row. An adapter
     that calls an outside service (SMS, e-mail) cannot join that transaction, so it must pass
     `notification.id` to the provider as its idempotency key: a redelivery after a crash
-    between the send and the commit then costs no second message.
+    between the send and the commit then costs no second message. An OTP message carries its
+    code sealed (`code_sealed`, otp/delivery.py): such an adapter opens it with the seal key at
+    the moment of sending and keeps nothing in clear.
     """
 
     @property
@@ -57,8 +63,9 @@ class InAppChannel:
 
     def deliver(self, conn: Conn, notification: Notification) -> None:
         conn.execute(
-            "INSERT INTO notifications (id, customer_id, channel, subject, body, transfer_id, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO notifications (id, customer_id, channel, subject, body, transfer_id, created_at, "
+            "otp_challenge_ref, code_sealed) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             (
                 notification.id,
                 notification.customer_id,
@@ -67,6 +74,8 @@ class InAppChannel:
                 notification.body,
                 notification.transfer_id,
                 notification.created_at,
+                notification.otp_challenge_ref,
+                notification.code_sealed,
             ),
         )
 
@@ -99,6 +108,8 @@ class Notifier:
             # An OTP that reaches nobody fails the transfer; the inbox is always there.
             log.warning("no %r channel configured; delivering notification %s in-app", requested, event.id)
             channel = self.channels[IN_APP]
+        # Stored sealed as it came: the notifier never opens an in-app code.
+        sealed = sealed_code_of(event.data)
         notification = Notification(
             id=event.id,
             customer_id=customer_id,
@@ -107,5 +118,7 @@ class Notifier:
             body=data_text(event.data, "body"),
             transfer_id=data_uuid(event.data, "transfer_id", required=False),
             created_at=event.time,
+            otp_challenge_ref=sealed.challenge_ref if sealed else None,
+            code_sealed=sealed.code_sealed if sealed else None,
         )
         channel.deliver(conn, notification)

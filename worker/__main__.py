@@ -7,6 +7,7 @@ import compileall
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.service import RPCError
@@ -14,8 +15,9 @@ from temporalio.service import RPCError
 from config.settings import get_settings
 from ledger.db import make_engine
 from recon.io import ReconciliationPolicy
+from recon.retention_schedule import ensure_retention_schedule
 from recon.schedule import ensure_schedule
-from worker.build import build_worker
+from worker.build import build_worker, retention_policy
 from worker.temporal_client import connect
 
 log = logging.getLogger("ledgerflow.worker")
@@ -57,6 +59,16 @@ async def main() -> None:
                 )
             except RPCError as err:
                 log.warning("reconciliation schedule not ensured: %s", err)
+            try:
+                # The retention sweep (invariant 13); idempotent too.
+                await ensure_retention_schedule(
+                    client,
+                    settings.temporal_task_queue,
+                    every=timedelta(seconds=settings.retention_sweep_every_s),
+                    policy=retention_policy(settings),
+                )
+            except RPCError as err:
+                log.warning("retention schedule not ensured: %s", err)
             log.info("worker ready on task queue %s", settings.temporal_task_queue)
             await stop.wait()
             log.info("worker stopping: finishing in-flight activities")

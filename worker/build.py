@@ -14,13 +14,18 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.health import HealthActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.retention import RetentionActivities
 from activities.transfer import TransferActivities, TransferPolicy
 from config.settings import Settings
 from fx.rates import TableRateProvider
 from ledger.service import Ledger
+from recon.retention import DAY_S, RetentionPolicy
+from relay.topics import TOPICS
 from security.converter import with_encryption
+from security.sealed import load_sealer
 from workflows.health import HealthCheckWorkflow
 from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
+from workflows.retention import RetentionSweepWorkflow
 from workflows.transfer import TransferWorkflow
 
 
@@ -32,19 +37,41 @@ def transfer_policy(settings: Settings) -> TransferPolicy:
     )
 
 
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The sweep's policy from settings. Dedupe rows outlive every copy of an event a consumer
+    may still receive: the longest topic retention, and the outbox's own (a relay crash may
+    republish a row as long as it is in the outbox)."""
+    longest_topic_s = max(spec.retention_ms for spec in TOPICS) // 1000
+    return RetentionPolicy(
+        outbox_days=settings.outbox_retention_days,
+        dedupe_s=max(longest_topic_s, settings.outbox_retention_days * DAY_S),
+        idempotency_s=settings.idempotency_retention_h * 3600,
+        batch_rows=settings.retention_batch_rows,
+    )
+
+
 def build_worker(
     client: Client, *, engine: Engine, settings: Settings, task_queue: str, executor: ThreadPoolExecutor
 ) -> Worker:
     # Whoever built the client, the worker reads and writes encrypted payloads.
     client = with_encryption(client, settings)
     health = HealthActivities(engine)
-    transfers = TransferActivities(Ledger(engine), TableRateProvider(engine), transfer_policy(settings))
+    transfers = TransferActivities(
+        Ledger(engine), TableRateProvider(engine), transfer_policy(settings), load_sealer(settings)
+    )
     # The reconciliation activities ask Temporal whether stuck transfers still have a workflow.
     reconciliation = ReconciliationActivities(engine, client)
+    retention = RetentionActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[HealthCheckWorkflow, TransferWorkflow, ReconciliationWorkflow, ScheduledReconciliationWorkflow],
+        workflows=[
+            HealthCheckWorkflow,
+            TransferWorkflow,
+            ReconciliationWorkflow,
+            ScheduledReconciliationWorkflow,
+            RetentionSweepWorkflow,
+        ],
         activities=[
             health.db_ping,
             transfers.initiate_transfer,
@@ -54,6 +81,9 @@ def build_worker(
             transfers.post_transfer,
             transfers.close_transfer,
             *reconciliation.all(),
+            retention.start,
+            retention.sweep_batch,
+            retention.finish,
         ],
         # Activities are synchronous (psycopg): they run on this thread pool, one
         # pooled database connection each at most.

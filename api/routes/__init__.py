@@ -20,6 +20,7 @@ from api.routes import (
     ops_deposits,
     ops_fx,
     ops_reconciliation,
+    ops_retention,
     ops_reversals,
     ops_staff,
     ops_transfers,
@@ -46,4 +47,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reversals.router,
     ops_reconciliation.router,
     ops_dead_letters.router,
+    ops_retention.router,
 ]

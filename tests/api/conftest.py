@@ -24,6 +24,8 @@ from psycopg import sql
 from sqlalchemy import Engine, create_engine
 
 from config.settings import Settings, get_settings
+from otp.delivery import open_code
+from security.sealed import load_sealer
 from stack import postgres
 from stack.service import free_port
 from tests.conftest import PgServer
@@ -132,14 +134,14 @@ class Api:
         with psycopg.connect(self.pg_url) as conn:
             while True:
                 row = conn.execute(
-                    "SELECT payload -> 'data' ->> 'body' FROM outbox "
-                    "WHERE type = 'notification.requested' AND key = %s",
+                    "SELECT payload -> 'data' FROM outbox WHERE type = 'notification.requested' AND key = %s",
                     (transfer_id,),
                 ).fetchone()
                 if row is not None:
-                    match = re.search(r"\b(\d{6})\b", row[0])
-                    assert match, "no code in the OTP message"
-                    return match.group(1)
+                    # Sealed in the row (otp/delivery.py): opened with the stack's seal key.
+                    code = open_code(load_sealer(self.settings), row[0])
+                    assert code is not None and re.fullmatch(r"\d{6}", code), "no code in the OTP message"
+                    return code
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no OTP notification for {transfer_id}")
                 conn.commit()
@@ -189,6 +191,7 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
         "LEDGERFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
+        "LEDGERFLOW_SEAL_KEYS": "test:" + secrets.token_hex(32),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

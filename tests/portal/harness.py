@@ -6,7 +6,6 @@ the inbox, and uvicorn serving the API with both portals. Everything is real; no
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from fastapi import FastAPI
 from psycopg import sql
 
 from config.settings import Settings, get_settings
+from otp.delivery import open_code
+from security.sealed import load_sealer
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
@@ -151,12 +152,13 @@ class PortalStack:
         deadline = time.monotonic() + timeout_s
         while True:
             rows = self.sql(
-                "SELECT payload -> 'data' ->> 'body' FROM outbox WHERE type = 'notification.requested' AND key = %s "
+                "SELECT payload -> 'data' FROM outbox WHERE type = 'notification.requested' AND key = %s "
                 "ORDER BY seq DESC LIMIT 1",
                 transfer_id,
             )
-            if rows and (match := re.search(r"\b(\d{6})\b", rows[0][0])):
-                return match.group(1)
+            # Sealed in the row (otp/delivery.py): opened with the stack's seal key.
+            if rows and (code := open_code(load_sealer(self.settings), rows[0][0])):
+                return code
             if time.monotonic() > deadline:
                 raise AssertionError(f"no OTP notification for {transfer_id}")
             time.sleep(0.1)
@@ -194,6 +196,7 @@ def running_portal(
         "LEDGERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap or f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
+        "LEDGERFLOW_SEAL_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_HOME": str(work_dir),
     }
     if temporal_ui_port is not None:

@@ -219,3 +219,33 @@ def test_reconciliation_run(portal_stack: PortalStack, people: Contexts) -> None
     expect(p.locator("tbody tr").first).to_be_visible()
     p.get_by_role("link", name="All runs").click()
     expect(p.locator("tbody tr").first).to_be_visible()
+
+
+def test_event_pipeline_shows_the_last_retention_sweep(portal_stack: PortalStack, people: Contexts) -> None:
+    import uuid
+
+    from activities.retention import RetentionActivities
+    from ledger.db import make_engine
+    from recon.retention import RetentionPolicy
+    from recon.retention_io import FinishSweepInput, StartSweepInput, SweepBatchInput
+
+    # A sweep recorded the way the RetentionSweep workflow records it (its activities).
+    engine = make_engine(portal_stack.database_url, pool_size=2)
+    try:
+        sweep, policy, run_id = RetentionActivities(engine), RetentionPolicy(), str(uuid.uuid4())
+        for cutoff in sweep.start(StartSweepInput(run_id, "retention-portal-test", policy)).cutoffs:
+            sweep.sweep_batch(SweepBatchInput(run_id, cutoff.name, cutoff.cutoff, policy))
+        sweep.finish(FinishSweepInput(run_id, "completed"))
+    finally:
+        engine.dispose()
+
+    auditor = OpsFlow(people.page(), portal_stack)
+    auditor.login("auditor")
+    auditor.page.goto(auditor.url("/pipeline"))
+    section = auditor.page.locator("#retention")
+    expect(auditor.page.get_by_role("heading", name="Retention")).to_be_visible()
+    expect(section).to_contain_text("Last sweep")
+    expect(section).to_contain_text("completed")
+    expect(section).to_contain_text("kept 7 days")
+    for target in ("outbox", "processed_events", "idempotency_keys", "auth_tokens", "inbox_otp_codes"):
+        expect(section.locator("td", has_text=re.compile(f"^{target}$"))).to_have_count(1)

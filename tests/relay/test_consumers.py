@@ -15,8 +15,11 @@ from ledger.db import connection, transaction
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
 from ledger.service import Ledger
+from otp.delivery import CODE_SLOT, purpose_for
 from relay.activity import format_amount
 from relay.publisher import OutboxRelay
+from security.keys import parse_keyring
+from security.sealed import Sealer, is_sealed
 from tests.relay.helpers import (
     FAST,
     Tail,
@@ -46,8 +49,12 @@ def test_notifier_delivers_the_otp_to_the_payer_only(
     ledger.deposit(uuid.uuid4(), source.id, Money(10_000, "USD"))
     transfer_id = uuid.uuid4()
     # The real OTP activity: it issues the challenge and writes notification.requested.
+    sealer = Sealer(parse_keyring("relay-test:" + "77" * 32))
     activities = TransferActivities(
-        ledger, _NoRates(), TransferPolicy(otp_key=b"k" * 32, review_threshold_minor={}, fx_quote_ttl_s=60)
+        ledger,
+        _NoRates(),
+        TransferPolicy(otp_key=b"k" * 32, review_threshold_minor={}, fx_quote_ttl_s=60),
+        sealer,
     )
     activities.initiate_transfer(
         InitiateInput(
@@ -83,14 +90,22 @@ def test_notifier_delivers_the_otp_to_the_payer_only(
     assert subject == otp_event.payload["data"]["subject"]
     assert body == otp_event.payload["data"]["body"]
     assert "25.00 USD" in body and str(destination.id) in body, "names the amount and the payee"
-    assert any(word.isdigit() and len(word) == 6 for word in body.replace(".", " ").split()), "carries the code"
+    # The code is sealed: not in the body (which holds the mask), in code_sealed, for this challenge.
+    assert not any(w.isdigit() and len(w) == 6 for w in body.replace(".", " ").split()), "no clear code at rest"
+    assert CODE_SLOT in body
+    with connection(engine) as conn:
+        [(ref, code_sealed)] = conn.execute("SELECT otp_challenge_ref, code_sealed FROM notifications").fetchall()
+    assert ref == str(transfer_id) and code_sealed == otp_event.payload["data"]["otp"]["code_sealed"]
+    assert is_sealed(code_sealed) and len(sealer.open_text(purpose_for(ref), code_sealed)) == 6
     assert created_at == datetime.fromisoformat(otp_event.payload["time"].replace("Z", "+00:00"))
     assert scalar(engine, "SELECT count(*) FROM processed_events WHERE consumer = 'notifier'") == 1
     wait_until(
-        lambda: REGISTRY.get_sample_value(
-            "ledgerflow_consumer_lag", {"consumer": "notifier", "topic": "ledgerflow.notifications"}
-        )
-        == 0,
+        lambda: (
+            REGISTRY.get_sample_value(
+                "ledgerflow_consumer_lag", {"consumer": "notifier", "topic": "ledgerflow.notifications"}
+            )
+            == 0
+        ),
         timeout_s=10,
         what="the notifier's lag gauge to read 0",
     )

@@ -9,6 +9,7 @@ import pytest
 from config.settings import Settings
 from ledger.db import make_engine
 from ledger.service import Ledger
+from security.sealed import load_sealer
 from tests.workflows.helpers import CURRENCIES, Bank
 from worker.build import build_worker
 from worker.temporal_client import connect
@@ -17,6 +18,7 @@ from worker.temporal_client import connect
 TEST_SETTINGS = Settings(
     otp_key="11" * 32,
     payload_keys="test:" + "33" * 32,  # a test-only key: histories in tests are encrypted too
+    seal_keys="test:" + "44" * 32,  # OTP codes travel sealed (otp/delivery.py)
     review_threshold_minor={"USD": 100_000, "EUR": 100_000},
     fx_quote_ttl_s=60,
 )
@@ -32,5 +34,5 @@ async def bank(temporal_address: str, migrated_db_url: str) -> AsyncIterator[Ban
     with ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(client, engine=engine, settings=TEST_SETTINGS, task_queue=task_queue, executor=executor)
         async with worker:
-            yield Bank(client=client, ledger=ledger, task_queue=task_queue)
+            yield Bank(client=client, ledger=ledger, task_queue=task_queue, sealer=load_sealer(TEST_SETTINGS))
     engine.dispose()

@@ -18,6 +18,7 @@ from ledger.accounts import Account
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
+from otp.delivery import SealsText, open_code
 from workflows.transfer import TransferWorkflow, workflow_id_for
 
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "BHD"]
@@ -29,6 +30,7 @@ class Bank:
     client: Client
     ledger: Ledger
     task_queue: str
+    sealer: SealsText
 
     def customer_account(self, currency: str, funded_minor: int = 0) -> Account:
         account = self.ledger.open_account(uuid7(), currency)
@@ -76,18 +78,22 @@ class Bank:
                     raise
                 await asyncio.sleep(0.1)
                 start = WithStartWorkflowOperation(
-                    TransferWorkflow.run, request, id=workflow_id_for(request.transfer_id),
-                    task_queue=self.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    TransferWorkflow.run,
+                    request,
+                    id=workflow_id_for(request.transfer_id),
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 )
         return await start.workflow_handle(), state
 
     def otp_code(self, transfer_id: str) -> str:
-        """The code from the transfer's `notification.requested` outbox row (what the customer reads)."""
+        """The code from the transfer's `notification.requested` outbox row (what the customer
+        reads), opened with the seal key: the row itself holds it sealed."""
         events = [e for e in self.ledger.events_for(UUID(transfer_id)) if e.type == "notification.requested"]
         assert len(events) == 1, events
-        match = CODE.search(events[0].payload["data"]["body"])
-        assert match is not None
-        return match.group(1)
+        code = open_code(self.sealer, events[0].payload["data"])
+        assert code is not None and CODE.fullmatch(code)
+        return code
 
     async def submit(self, handle: WorkflowHandle[TransferWorkflow, str], code: str) -> str:
         submission = OtpSubmission(submission_id=uuid.uuid4().hex, code=code)

@@ -16,6 +16,7 @@ from fx.rates import TableRateProvider
 from ledger.db import make_engine
 from ledger.service import Ledger
 from security.converter import data_converter
+from security.sealed import load_sealer
 
 log = logging.getLogger("ledgerflow.api")
 
@@ -37,6 +38,8 @@ class Runtime:
         # Built now, not at (lazy) connect time: a malformed key fails the start, and a
         # reconnect later uses the same keys whatever the environment says by then.
         self.data_converter = data_converter(self.settings)
+        # Seals TOTP secrets at rest (mfa/store.py); built now for the same reason.
+        self.sealer = load_sealer(self.settings)
         self._kafka_admin: AdminClient | None = None
         self._temporal: Client | None = None
         self._temporal_lock = asyncio.Lock()

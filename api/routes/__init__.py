@@ -23,6 +23,7 @@ from api.routes import (
     ops_reversals,
     ops_staff,
     ops_transfers,
+    totp,
     transfers,
 )
 
@@ -32,6 +33,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     transfers.router,
     notifications.router,
     fx.router,
+    totp.customer_router,
 ]
 OPS_ROUTERS: list[APIRouter] = [
     ops_auth.router,
@@ -46,4 +48,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reversals.router,
     ops_reconciliation.router,
     ops_dead_letters.router,
+    totp.ops_router,
 ]

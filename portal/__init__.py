@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from portal import assets, customer, ops
+from portal import assets, customer, ops, totp
 from portal.web import CUSTOMER, STAFF
 
 ROUTERS: list[APIRouter] = [
@@ -22,6 +22,8 @@ ROUTERS: list[APIRouter] = [
     assets.router(STAFF.prefix),
     customer.router,
     ops.router,
+    totp.customer_router,
+    totp.ops_router,
 ]
 
 

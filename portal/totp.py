@@ -8,8 +8,8 @@ turns it off. These pages need a session but not a second factor, since they are
 set up; every other ops page needs one (`require_enrolled`).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the routes below are made per realm in a
+# function, and FastAPI must see their dependency annotations as objects, not as names.
 from typing import Annotated, Any
 
 import segno

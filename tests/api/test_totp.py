@@ -74,7 +74,8 @@ def test_enrol_confirm_and_login_with_a_code(api: Api, http: httpx.Client) -> No
     totp = pyotp.TOTP(secret)
     wrong = str((int(totp.now()) + 1) % 1_000_000).zfill(6)
     problem(http.post("/v1/me/totp/confirm", json={"code": wrong}, headers=bearer(token)), 422, "invalid_totp")
-    r = http.post("/v1/me/totp/confirm", json={"code": totp.now()}, headers=bearer(token))
+    first = totp.now()
+    r = http.post("/v1/me/totp/confirm", json={"code": first}, headers=bearer(token))
     assert r.status_code == 200, r.text
     assert r.json()["enabled"] is True
     recovery = r.json()["recovery_codes"]
@@ -85,8 +86,8 @@ def test_enrol_confirm_and_login_with_a_code(api: Api, http: httpx.Client) -> No
     # Now the login needs the second factor.
     problem(http.post("/v1/auth/token", data=token_form(email, password)), 401, "mfa_required")
     problem(http.post("/v1/auth/token", data=token_form(email, password, wrong)), 401, "invalid_credentials")
-    # The confirmation spent the current step: the same code again is a reused step.
-    problem(http.post("/v1/auth/token", data=token_form(email, password, totp.now())), 401, "invalid_credentials")
+    # The confirmation spent its step: the same code again is a reused step.
+    problem(http.post("/v1/auth/token", data=token_form(email, password, first)), 401, "invalid_credentials")
     # A wrong password with the right code says the same, and spends nothing.
     device = Authenticator.of(secret)
     device.mark_used(codes.step_at(datetime.now(UTC)))
@@ -104,20 +105,25 @@ def test_a_step_is_accepted_once_even_concurrently(api: Api, http: httpx.Client)
     email, password, token = customer(api, http)
     enrolled = enrol(http, "/v1", token)
     code = enrolled.device.code()
-    answers: list[int] = []
-    start = threading.Barrier(8)
+    answers: list[int | str] = []
+    start = threading.Barrier(6)
 
     def attempt() -> None:
-        with api.client() as client:
+        # A long timeout: the logins queue on the username's lock, each verifying argon2, and a
+        # loaded machine is slow at that (this test is about the answers, not their speed).
+        with httpx.Client(base_url=api.base_url, timeout=180) as client:
             start.wait()
-            answers.append(client.post("/v1/auth/token", data=token_form(email, password, code)).status_code)
+            try:
+                answers.append(client.post("/v1/auth/token", data=token_form(email, password, code)).status_code)
+            except httpx.HTTPError as err:
+                answers.append(type(err).__name__)
 
-    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(answers) == [200] + [401] * 7
+    assert sorted(answers, key=str) == [200] + [401] * 5
 
 
 def test_recovery_code_works_once(api: Api, http: httpx.Client) -> None:

@@ -141,18 +141,27 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+_MFA_ENABLED: Final = (
+    "EXISTS (SELECT 1 FROM totp_credentials t "
+    "WHERE t.realm = :realm AND t.principal_id = p.id AND t.enabled_at IS NOT NULL)"
+)
+
+
 def _principal_row(conn: Connection, realm: str, token: str) -> tuple[str, object] | None:
     """(realm of the token, its principal row) or None when the token is not live."""
     record = security.resolve_token(conn, token)
     if record is None:
         return None
+    # `mfa_enabled` in the same round trip: whether the principal has a second factor (TOTP) on.
     if record.realm == security.CUSTOMER:
         row = conn.execute(
-            text("SELECT id, email, full_name FROM customers WHERE id = :id"), {"id": record.principal_id}
+            text(f"SELECT id, email, full_name, {_MFA_ENABLED} AS mfa_enabled FROM customers p WHERE id = :id"),
+            {"id": record.principal_id, "realm": record.realm},
         ).first()
     else:
         row = conn.execute(
-            text("SELECT id, email, role FROM staff WHERE id = :id"), {"id": record.principal_id}
+            text(f"SELECT id, email, role, {_MFA_ENABLED} AS mfa_enabled FROM staff p WHERE id = :id"),
+            {"id": record.principal_id, "realm": record.realm},
         ).first()
     return None if row is None else (record.realm, row)
 
@@ -177,18 +186,56 @@ def _authenticate(request: Request, runtime: Runtime, realm: str, token: str | N
     return row
 
 
+def _require_enrolled(request: Request, runtime: Runtime, actor: audit.Actor, realm: str, row: object) -> None:
+    """A principal who must have a second factor and has none may only enrol (and see who they
+    are, and log out): every other route answers 403 mfa_enrolment_required."""
+    if row.mfa_enabled:  # type: ignore[attr-defined]
+        return
+    record_denial(runtime.engine, request, actor=actor, reason="mfa_enrolment_required", realm=realm)
+    raise Problem(
+        403,
+        "mfa_enrolment_required",
+        "Two-factor enrolment required",
+        f"Set up an authenticator app first: POST {'/ops/v1' if realm == security.STAFF else '/v1'}/me/totp.",
+    )
+
+
+def current_customer_enrolling(
+    request: Request, runtime: RuntimeDep, token: Annotated[str | None, Depends(customer_scheme)]
+) -> CustomerPrincipal:
+    """A signed-in customer, with or without a second factor (enrolment, /me, logout)."""
+    row = _authenticate(request, runtime, security.CUSTOMER, token)
+    return CustomerPrincipal(id=row.id, email=row.email, full_name=row.full_name)  # type: ignore[attr-defined]
+
+
 def current_customer(
     request: Request, runtime: RuntimeDep, token: Annotated[str | None, Depends(customer_scheme)]
 ) -> CustomerPrincipal:
+    """With LEDGERFLOW_CUSTOMER_MFA=required, a customer without TOTP may only enrol (403)."""
     row = _authenticate(request, runtime, security.CUSTOMER, token)
-    return CustomerPrincipal(id=row.id, email=row.email, full_name=row.full_name)  # type: ignore[attr-defined]
+    customer = CustomerPrincipal(id=row.id, email=row.email, full_name=row.full_name)  # type: ignore[attr-defined]
+    if runtime.settings.customer_mfa == "required":
+        _require_enrolled(request, runtime, customer.actor, security.CUSTOMER, row)
+    return customer
+
+
+def current_staff_enrolling(
+    request: Request, runtime: RuntimeDep, token: Annotated[str | None, Depends(staff_scheme)]
+) -> StaffPrincipal:
+    """A signed-in staff member, with or without a second factor: for enrolment, /staff/me and
+    logout only. Every other staff route uses `current_staff`."""
+    row = _authenticate(request, runtime, security.STAFF, token)
+    return StaffPrincipal(id=row.id, email=row.email, role=row.role)  # type: ignore[attr-defined]
 
 
 def current_staff(
     request: Request, runtime: RuntimeDep, token: Annotated[str | None, Depends(staff_scheme)]
 ) -> StaffPrincipal:
+    """Staff must have TOTP on (mandatory): until then, 403 mfa_enrolment_required."""
     row = _authenticate(request, runtime, security.STAFF, token)
-    return StaffPrincipal(id=row.id, email=row.email, role=row.role)  # type: ignore[attr-defined]
+    staff = StaffPrincipal(id=row.id, email=row.email, role=row.role)  # type: ignore[attr-defined]
+    _require_enrolled(request, runtime, staff.actor, security.STAFF, row)
+    return staff
 
 
 def reject_foreign_token(request: Request, runtime: RuntimeDep) -> None:
@@ -210,6 +257,9 @@ def reject_foreign_token(request: Request, runtime: RuntimeDep) -> None:
 
 CurrentCustomer = Annotated[CustomerPrincipal, Depends(current_customer)]
 CurrentStaff = Annotated[StaffPrincipal, Depends(current_staff)]
+# Enrolment routes (and /me, logout): signed in, second factor not required yet.
+EnrollingCustomer = Annotated[CustomerPrincipal, Depends(current_customer_enrolling)]
+EnrollingStaff = Annotated[StaffPrincipal, Depends(current_staff_enrolling)]
 
 
 def require_roles(*roles: str) -> Callable[..., StaffPrincipal]:

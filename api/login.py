@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api import audit, metrics, security, throttle
+from api import audit, metrics, second_factor, security, throttle
 from api.deps import client_ip
 from api.problems import Problem
 from api.schemas import Token
+from security.sealed import Sealer
 
 _TABLES: Final = {security.CUSTOMER: "customers", security.STAFF: "staff"}
 
 
-def login(engine: Engine, request: Request, realm: str, username: str, password: str) -> Token:
-    """Exchange username and password for a bearer token of `realm`.
+def login(
+    engine: Engine,
+    request: Request,
+    realm: str,
+    username: str,
+    password: str,
+    *,
+    totp: str | None,
+    sealer: Sealer,
+) -> Token:
+    """Exchange username and password (and, for a principal with TOTP on, a second factor in
+    `totp`: a TOTP code or a recovery code) for a bearer token of `realm`.
+
+    The second factor is checked only after the password passed, and a wrong one is refused
+    exactly like a wrong password (and counted by the same throttle), so an answer never tells
+    which factor failed. `mfa_required` comes only with the right password and no code at all.
 
     Raises:
-        Problem: 429 too_many_attempts (window full), 401 invalid_credentials.
+        Problem: 429 too_many_attempts (window full), 401 mfa_required, 401 invalid_credentials.
     """
     ip = client_ip(request)
     table = _TABLES[realm]
@@ -41,9 +57,14 @@ def login(engine: Engine, request: Request, realm: str, username: str, password:
             ).first()
             if security.verify_password(principal.password_hash if principal else None, password):
                 assert principal is not None
-                outcome = "ok"
-                throttle.clear(conn, realm, username)
-                issued = security.issue_token(conn, realm, principal.id)
+                outcome = second_factor.check(
+                    conn, sealer, realm=realm, principal=principal, code=totp, ip=ip, now=datetime.now(UTC)
+                )
+                if outcome == "ok":
+                    throttle.clear(conn, realm, username)
+                    issued = security.issue_token(conn, realm, principal.id)
+                elif outcome == second_factor.INVALID:
+                    throttle.record_failure(conn, realm, username, ip)
             else:
                 outcome = "invalid_credentials"
                 throttle.record_failure(conn, realm, username, ip)
@@ -61,6 +82,7 @@ def login(engine: Engine, request: Request, realm: str, username: str, password:
                 outcome="ok" if outcome == "ok" else "denied",
                 target_type=realm,
                 target_id=None if principal is None else principal.id,
+                # The audit keeps the difference the answer hides: which factor failed.
                 detail=None if outcome == "ok" else {"reason": outcome},
                 ip=ip,
             )
@@ -72,6 +94,14 @@ def login(engine: Engine, request: Request, realm: str, username: str, password:
             "Too many attempts",
             "Too many failed logins; try again later.",
             headers={"Retry-After": str(retry_after)},
+        )
+    if outcome == second_factor.MISSING:
+        raise Problem(
+            401,
+            "mfa_required",
+            "Second factor required",
+            "Send the code from your authenticator app (or a recovery code) in the form field `totp`.",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     if issued is None:
         raise Problem(

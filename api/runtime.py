@@ -38,8 +38,8 @@ class Runtime:
         # Built now, not at (lazy) connect time: a malformed key fails the start, and a
         # reconnect later uses the same keys whatever the environment says by then.
         self.data_converter = data_converter(self.settings)
-        # Opens sealed OTP codes for the inbox's owner (otp/delivery.py); built now for the
-        # same reason: a bad seal key fails the start, not a customer's inbox.
+        # Opens sealed OTP codes for the inbox's owner (otp/delivery.py) and seals TOTP secrets
+        # at rest (mfa/store.py); built now for the same reason: a bad seal key fails the start.
         self.sealer = load_sealer(self.settings)
         self._kafka_admin: AdminClient | None = None
         self._temporal: Client | None = None

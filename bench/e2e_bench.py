@@ -17,7 +17,7 @@ from bench.workflow_bench import run_noop, start_process
 from chaos.__main__ import NO_RATE_LIMITS
 from chaos.checks import wait_drained
 from chaos.client import Api, Counters
-from chaos.workload import Bank
+from chaos.workload import Bank, dev_admin_totp_uri
 from ledger.db import make_engine
 from stack.ephemeral import EphemeralStack
 
@@ -41,7 +41,7 @@ async def measure(
 
     counters = Counters()
     api = Api(base_url, counters)
-    bank = Bank(api, counters, mix=False)
+    bank = Bank(api, counters, mix=False, admin_totp_uri=dev_admin_totp_uri(stack))
     await bank.setup(customers, 100_000_000)
     # Amounts large enough to convert between any two currencies (1 minor unit may not).
     await bank.run_transfers(50, in_flight, 5_000, min_amount_minor=500)  # warm-up

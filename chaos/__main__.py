@@ -26,7 +26,7 @@ from typing import Any
 from chaos.checks import check_invariants, wait_drained
 from chaos.client import Api, Counters
 from chaos.faults import FaultLog, faults, inject
-from chaos.workload import Bank
+from chaos.workload import Bank, dev_admin_totp_uri
 from ledger.db import make_engine
 from stack.ephemeral import EphemeralStack
 
@@ -44,7 +44,7 @@ def say(message: str) -> None:
 async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Namespace) -> dict[str, Any]:
     counters = Counters()
     api = Api(base_url, counters)
-    bank = Bank(api, counters, seed=args.seed)
+    bank = Bank(api, counters, seed=args.seed, admin_totp_uri=dev_admin_totp_uri(stack))
     say(f"setting up {args.customers} customers with {args.funding_minor} minor units per account")
     await bank.setup(args.customers, args.funding_minor)
     stop_reads = asyncio.Event()

@@ -12,10 +12,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 
 from chaos.client import Api, ApiError, Counters
+from mfa.codes import now_code, secret_of_uri
+from stack.ephemeral import EphemeralStack
 
 CURRENCIES = ("USD", "EUR", "GBP")
 TERMINAL = {"posted", "failed", "cancelled", "expired", "rejected", "reversed"}
@@ -41,10 +44,15 @@ class Report:
 
 
 class Bank:
-    def __init__(self, api: Api, counters: Counters, seed: int = 7, *, mix: bool = True) -> None:
+    def __init__(
+        self, api: Api, counters: Counters, seed: int = 7, *, mix: bool = True, admin_totp_uri: str = ""
+    ) -> None:
         # mix: also cancel some transfers and send a wrong code first on others (chaos);
         # without it every transfer is approved with the right code (the benchmark).
         self.mix = mix
+        # The dev admin's otpauth:// URI (the seed's <home>/secrets/dev-admin-totp): staff sign in
+        # with a TOTP code.
+        self.admin_totp_uri = admin_totp_uri
         self.api = api
         self.counters = counters
         self.random = random.Random(seed)
@@ -54,8 +62,11 @@ class Bank:
 
     async def setup(self, customers: int, funding_minor: int) -> None:
         """Sign customers up, open one account per currency each, and fund them (ops deposits)."""
+        code = now_code(secret_of_uri(self.admin_totp_uri), datetime.now(UTC))
         token = await self.api.call(
-            "POST", "/ops/v1/auth/token", data={"username": "admin@ledgerflow.local", "password": "admin-password"}
+            "POST",
+            "/ops/v1/auth/token",
+            data={"username": "admin@ledgerflow.local", "password": "admin-password", "totp": code},
         )
         self.staff_token = token.json()["access_token"]
 
@@ -198,3 +209,10 @@ class Bank:
                 await self.transfer(max_amount_minor, min_amount_minor)
 
         await asyncio.gather(*(one() for _ in range(count)))
+
+
+def dev_admin_totp_uri(stack: EphemeralStack) -> str:
+    """The dev admin's otpauth:// URI that the stack's seed wrote under its home."""
+    from api.seed import dev_admin_totp_path
+
+    return dev_admin_totp_path(stack.settings.home.resolve()).read_text().strip()

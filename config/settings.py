@@ -10,7 +10,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # Keys that seal secrets stored in our own tables and topics (OTP codes on their way to the
     # inbox, TOTP secrets), same "kid:hex64,..." form. Empty: `home/secrets/seal.keys`.
     seal_keys: SecretStr = SecretStr("")
+    # Customers' second factor (TOTP): "optional" (each customer may turn it on) or "required"
+    # (a customer without it may only enrol). Optional by default: the transfer OTP already
+    # gives every payment strong customer authentication, and a bank turns this on by policy.
+    # Staff always need it (they move other people's money), so there is no setting for them.
+    customer_mfa: Literal["optional", "required"] = "optional"
 
     # Retention (recon/retention.py). Published outbox rows and their publication records are
     # kept a week: the topics of ledgerflow.transfers and .accounts keep their events 7 days,

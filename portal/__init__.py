@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from portal import assets, customer, ops, temporal_ui
+from portal import assets, customer, ops, temporal_ui, totp
 from portal.web import CUSTOMER, STAFF
 
 ROUTERS: list[APIRouter] = [
@@ -23,6 +23,8 @@ ROUTERS: list[APIRouter] = [
     customer.router,
     ops.router,
     temporal_ui.router,
+    totp.customer_router,
+    totp.ops_router,
 ]
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from portal import format as fmt
-from portal import web
+from portal import totp, web
 from portal.apiclient import ApiProblem
 from portal.fx_preview import Preview, destination_currency, preview
 from portal.messages import TERMINAL_STATUSES, problem_message
@@ -53,11 +53,27 @@ async def login_form(page: Anonymous, next: str = "", reason: str = "") -> Respo
 @router.post("/login")
 async def login(page: Anonymous) -> Response:
     email, password, target = page.field("email"), page.field("password", strip=False), page.field("next")
+    code = page.field("totp")
     try:
-        token = await page.api.call("POST", "/v1/auth/token", data={"username": email, "password": password})
+        token = await totp.token_with_code(page, CUSTOMER, email, password, code)
     except ApiProblem as err:
-        return _login_form(page, "customer/login.html", 401, next=target, notice="", email=email, error=err.message)
-    return await _signed_in(page, token, email, target)
+        # The code field appears once the API says it is needed (or when one was already sent).
+        show_code = err.code == "mfa_required" or bool(code)
+        return _login_form(
+            page,
+            "customer/login.html",
+            401,
+            next=target,
+            notice="",
+            email=email,
+            error=err.message,
+            show_code=show_code,
+        )
+    response = await _signed_in(page, token, email, target)
+    if await totp.needs_enrolment(str(token["access_token"]), page, CUSTOMER):
+        # LEDGERFLOW_CUSTOMER_MFA=required and none set up yet: that comes first.
+        response.headers["location"] = totp.security_url(CUSTOMER)
+    return response
 
 
 async def _signed_in(page: Page, token: dict[str, Any], email: str, target: str) -> Response:

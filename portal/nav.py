@@ -26,6 +26,7 @@ CUSTOMER_NAV: Final = (
     NavItem("send", "Send money", "/portal/transfers/new"),
     NavItem("transfers", "Transfers", "/portal/transfers"),
     NavItem("inbox", "Inbox", "/portal/inbox"),
+    NavItem("security", "Security", "/portal/security"),
 )
 
 OPS_NAV: Final = (
@@ -38,6 +39,7 @@ OPS_NAV: Final = (
     NavItem("reconciliation", "Reconciliation", "/ops/reconciliation"),
     NavItem("pipeline", "Event pipeline", "/ops/pipeline"),
     NavItem("audit", "Audit log", "/ops/audit", ("auditor", "admin")),
+    NavItem("security", "Security", "/ops/security"),
 )
 _OPS_BY_KEY: Final = {item.key: item for item in OPS_NAV}
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from portal import format as fmt
-from portal import web
+from portal import totp, web
 from portal.apiclient import ApiProblem
 from portal.nav import ops_page_allowed
 from portal.web import STAFF, Page, PageError
@@ -20,7 +20,18 @@ from portal.web import STAFF, Page, PageError
 router = APIRouter(prefix=STAFF.prefix, route_class=web.route_class(STAFF), include_in_schema=False)
 
 Anonymous = Annotated[Page, Depends(web.anonymous_page(STAFF))]
-Staff = Annotated[Page, Depends(web.signed_in_page(STAFF))]
+_signed_in = web.signed_in_page(STAFF)
+# Signed in, with or without a second factor (logout; the enrolment pages are portal/totp.py).
+SignedIn = Annotated[Page, Depends(_signed_in)]
+
+
+async def _enrolled(page: SignedIn) -> Page:
+    """Staff need TOTP: until it is on, every ops page answers 403 with a link to set it up."""
+    await totp.require_enrolled(page)
+    return page
+
+
+Staff = Annotated[Page, Depends(_enrolled)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 TRANSFER_STATUSES = (
@@ -58,7 +69,7 @@ def new_key() -> str:
 
 def _login_form(page: Page, status: int = 200, **context: Any) -> Response:
     token = web.login_form_token(page.request, STAFF)
-    context = {"next": "", "notice": "", "email": "", "error": "", **context}
+    context = {"next": "", "notice": "", "email": "", "error": "", "code_error": False, **context}
     response = page.render("ops/login.html", status, login_csrf=token, **context)
     return web.with_login_cookie(page.request, STAFF, response, token)
 
@@ -74,19 +85,23 @@ async def login_form(page: Anonymous, next: str = "", reason: str = "") -> Respo
 async def login(page: Anonymous) -> Response:
     email, password, target = page.field("email"), page.field("password", strip=False), page.field("next")
     try:
-        token = await page.api.call("POST", "/ops/v1/auth/token", data={"username": email, "password": password})
+        token = await totp.token_with_code(page, STAFF, email, password, page.field("totp"))
     except ApiProblem as err:
-        return _login_form(page, 401, next=target, email=email, error=err.message)
+        code_error = err.code in ("mfa_required", "invalid_credentials")
+        return _login_form(page, 401, next=target, email=email, error=err.message, code_error=code_error)
     async with web.api_client(page.request, token["access_token"]) as api:
         me = await api.get("/ops/v1/staff/me")
     session = await web.start_session(
         page, token, email=str(me["email"]), role=str(me["role"]), user_id=str(me.get("staff_id", ""))
     )
+    if await totp.needs_enrolment(str(token["access_token"]), page, STAFF):
+        # Nothing else is open to them yet: straight to setting up the authenticator app.
+        target = totp.security_url(STAFF)
     return web.finish_login(page, session, target)
 
 
 @router.post("/logout")
-async def logout(page: Staff) -> Response:
+async def logout(page: SignedIn) -> Response:
     return await web.end_session(page)
 
 

@@ -259,6 +259,10 @@ def error_page(request: Request, realm: RealmConfig, status: int, title: str, me
 
 
 def problem_page(request: Request, realm: RealmConfig, problem: ApiProblem) -> HTMLResponse:
+    if problem.code == "mfa_enrolment_required":
+        # Not a dead end: the page links to where the second factor is set up (portal/totp.py).
+        session = store(request).get(request.cookies.get(realm.cookie), realm.realm)
+        return render_page(request, realm, session, "totp/required.html", 403, security_url=f"{realm.prefix}/security")
     titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 412: "Changed meanwhile", 422: "Refused"}
     status = problem.status if 400 <= problem.status < 600 else 500
     return error_page(request, realm, status, titles.get(status, "Something went wrong"), problem.message)

@@ -70,22 +70,48 @@ def cmd_staff_create(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"password for {args.email}: ")
     else:
         password = sys.stdin.readline().rstrip("\n")
+    settings = Settings()
     try:
-        staff_id = create_staff(Settings().sqlalchemy_url, args.email, password, args.role)
+        staff = create_staff(settings.sqlalchemy_url, args.email, password, args.role, settings=settings)
     except StaffExists:
         print(f"ledgerflow: staff {args.email} already exists", file=sys.stderr)
         return 1
     except ValueError as err:
         print(f"ledgerflow: {err}", file=sys.stderr)
         return 1
-    print(f"created staff {args.email} ({args.role}), id {staff_id}")
+    print(f"created staff {args.email} ({args.role}), id {staff.staff_id}")
+    # Shown once, never stored in clear: the member adds it to an authenticator app, then signs
+    # in at /ops/ and confirms it with a first code (which also gives them their recovery codes).
+    print("two-factor enrolment (add to an authenticator app, then confirm at /ops/ with a first code):")
+    print(f"  {staff.otpauth_uri}")
+    return 0
+
+
+def cmd_totp(args: argparse.Namespace) -> int:
+    """The dev admin's current TOTP code, from <home>/secrets/dev-admin-totp (local development)."""
+    from datetime import UTC, datetime
+
+    from api.seed import dev_admin_totp_path
+    from mfa.codes import now_code, secret_of_uri
+
+    path = dev_admin_totp_path(Settings().home.resolve())
+    try:
+        secret = secret_of_uri(path.read_text().strip())
+    except FileNotFoundError:
+        print(f"ledgerflow: no {path}; start the stack (or run `ledgerflow seed`) first", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"ledgerflow: {path}: {err}", file=sys.stderr)
+        return 1
+    print(now_code(secret, datetime.now(UTC)))
     return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
     from api.seed import seed_dev
 
-    seed_dev(Settings().sqlalchemy_url)
+    settings = Settings()
+    seed_dev(settings.sqlalchemy_url, settings)
     print("dev seed in place")
     return 0
 
@@ -108,10 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("seed", help="create the dev admin and house accounts if missing").set_defaults(func=cmd_seed)
     staff = sub.add_parser("staff", help="manage staff users").add_subparsers(dest="staff_command", required=True)
-    create = staff.add_parser("create", help="create a staff user (password read from the terminal or stdin)")
+    create = staff.add_parser(
+        "create",
+        help="create a staff user (password read from the terminal or stdin); prints their TOTP enrolment URI once",
+    )
     create.add_argument("--email", required=True)
     create.add_argument("--role", required=True, choices=["operator", "approver", "auditor", "admin"])
     create.set_defaults(func=cmd_staff_create)
+    sub.add_parser(
+        "totp",
+        help="print the dev admin's current TOTP code (local development only: reads the secret the dev "
+        "seed wrote to .ledgerflow/secrets/dev-admin-totp; real staff use an authenticator app)",
+    ).set_defaults(func=cmd_totp)
     audit = sub.add_parser("audit", help="audit trail tools").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="check the audit log's hash chain (exit 1 if broken)").set_defaults(
         func=cmd_audit_verify

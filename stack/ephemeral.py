@@ -124,7 +124,7 @@ class EphemeralStack:
         pg = self.postgres()
         postgres.ensure_database(host=pg.host, port=pg.port, dbname=DB_NAME)
         upgrade(self.stack.database_url)
-        seed_dev(self.stack.database_url)
+        seed_dev(self.stack.database_url, self.settings)
         self.temporal()
         self.kafka()
         self.stack.write_env_file()

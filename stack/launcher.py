@@ -172,8 +172,11 @@ class Stack:
         upgrade(self.database_url)
         from api.seed import seed_dev
 
-        seed_dev(self.database_url)
-        self.log(f"{step} postgresql: migrations applied, dev seed in place (admin@ledgerflow.local)")
+        seed_dev(self.database_url, self.settings)
+        self.log(
+            f"{step} postgresql: migrations applied, dev seed in place (admin@ledgerflow.local; "
+            "TOTP: `ledgerflow totp` or .ledgerflow/secrets/dev-admin-totp)"
+        )
 
     def up(self, *, with_apps: bool = True) -> None:
         """Start every part in order; on any failure stop what was started and re-raise.

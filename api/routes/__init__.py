@@ -24,6 +24,7 @@ from api.routes import (
     ops_reversals,
     ops_staff,
     ops_transfers,
+    totp,
     transfers,
 )
 
@@ -33,6 +34,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     transfers.router,
     notifications.router,
     fx.router,
+    totp.customer_router,
 ]
 OPS_ROUTERS: list[APIRouter] = [
     ops_auth.router,
@@ -48,4 +50,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reconciliation.router,
     ops_dead_letters.router,
     ops_retention.router,
+    totp.ops_router,
 ]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from api import login as login_mod
 from api import schemas, security
-from api.deps import CurrentCustomer, DbConn, EngineDep, customer_scheme, reject_foreign_token
+from api.deps import DbConn, EngineDep, EnrollingCustomer, RuntimeDep, customer_scheme, reject_foreign_token
 from api.problems import Problem
 from ledger.ids import uuid7
 
@@ -41,20 +41,27 @@ def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
 
 
 @router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])
-def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, engine: EngineDep) -> schemas.Token:
-    return login_mod.login(engine, request, security.CUSTOMER, form.username, form.password)
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    runtime: RuntimeDep,
+    totp: Annotated[str | None, Form(max_length=64, description="TOTP code or recovery code, when enabled")] = None,
+) -> schemas.Token:
+    return login_mod.login(
+        runtime.engine, request, security.CUSTOMER, form.username, form.password, totp=totp, sealer=runtime.sealer
+    )
 
 
 @router.post("/auth/logout", status_code=204, response_class=Response)
 def logout(
-    customer: CurrentCustomer, engine: EngineDep, bearer: Annotated[str | None, Depends(customer_scheme)]
+    customer: EnrollingCustomer, engine: EngineDep, bearer: Annotated[str | None, Depends(customer_scheme)]
 ) -> Response:
     login_mod.logout(engine, bearer)
     return Response(status_code=204)
 
 
 @router.get("/me", response_model=schemas.Customer)
-def me(customer: CurrentCustomer, conn: DbConn) -> schemas.Customer:
+def me(customer: EnrollingCustomer, conn: DbConn) -> schemas.Customer:
     row = conn.execute(
         text("SELECT id, email, full_name, created_at FROM customers WHERE id = :id"), {"id": customer.id}
     ).one()

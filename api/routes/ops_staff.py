@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api import audit, schemas, security
-from api.deps import Admin, AnyStaff, DbConn, EngineDep, client_ip
+from api.deps import Admin, DbConn, EngineDep, EnrollingStaff, client_ip
 from api.problems import Problem
 from ledger.ids import uuid7
 
@@ -47,6 +47,6 @@ def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request
 
 
 @router.get("/staff/me", response_model=schemas.Staff)
-def whoami(staff: AnyStaff, conn: DbConn) -> schemas.Staff:
+def whoami(staff: EnrollingStaff, conn: DbConn) -> schemas.Staff:
     row = conn.execute(text("SELECT id, email, role, created_at FROM staff WHERE id = :id"), {"id": staff.id}).one()
     return schemas.Staff(staff_id=row.id, email=row.email, role=row.role, created_at=row.created_at)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -28,8 +30,10 @@ from otp.delivery import open_code
 from security.sealed import load_sealer
 from stack import postgres
 from stack.service import free_port
+from tests import totp_auth
 from tests.conftest import PgServer
 from tests.harness import WorkerThread
+from tests.totp_auth import Authenticator
 
 ADMIN_EMAIL = "admin@ledgerflow.local"
 ADMIN_PASSWORD = "admin-password"
@@ -68,6 +72,9 @@ class Api:
     database_url: str
     engine: Engine
     settings: Settings
+    # The dev admin's otpauth:// URI (what the seed wrote to <home>/secrets/dev-admin-totp).
+    admin_totp_uri: str = ""
+    _admin_token: str | None = field(default=None, repr=False)
 
     @property
     def pg_url(self) -> str:
@@ -87,27 +94,37 @@ class Api:
         token = self.login(http, "/v1", email, password)
         return r.json(), token
 
-    def login(self, http: httpx.Client, realm: str, username: str, password: str) -> str:
-        r = http.post(f"{realm}/auth/token", data={"username": username, "password": password})
+    def login(
+        self, http: httpx.Client, realm: str, username: str, password: str, device: Authenticator | None = None
+    ) -> str:
+        r = totp_auth.login(http, realm, username, password, device)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["token_type"] == "bearer" and body["expires_in"] > 0
         return str(body["access_token"])
 
+    @property
+    def admin_device(self) -> Authenticator:
+        return Authenticator.of(self.admin_totp_uri)
+
+    def admin_login(self, http: httpx.Client) -> str:
+        """A new admin token (password and a fresh TOTP step)."""
+        return self.login(http, "/ops/v1", ADMIN_EMAIL, ADMIN_PASSWORD, self.admin_device)
+
     def admin_token(self, http: httpx.Client) -> str:
-        return self.login(http, "/ops/v1", ADMIN_EMAIL, ADMIN_PASSWORD)
+        """The admin's token, signed in once per package: every staff login spends a TOTP step,
+        and a step is accepted once, so the helpers do not sign the admin in again each time."""
+        if self._admin_token is None:
+            self._admin_token = self.admin_login(http)
+        return self._admin_token
+
+    def staff_member(self, http: httpx.Client, role: str) -> totp_auth.StaffMember:
+        """A new staff member with `role` (created by the admin), enrolled in TOTP and signed in."""
+        return totp_auth.new_staff(http, self.admin_token(http), role)
 
     def staff(self, http: httpx.Client, role: str) -> str:
-        """A new staff member with `role` (created by the admin); returns their token."""
-        email = f"{role}-{uuid.uuid4().hex[:10]}@ledgerflow.test"
-        password = secrets.token_urlsafe(12)
-        r = http.post(
-            "/ops/v1/staff",
-            json={"email": email, "password": password, "role": role},
-            headers=bearer(self.admin_token(http)),
-        )
-        assert r.status_code == 201, r.text
-        return self.login(http, "/ops/v1", email, password)
+        """A new staff member with `role` (created by the admin, enrolled); returns their token."""
+        return self.staff_member(http, role).token
 
     def open_account(self, http: httpx.Client, token: str, currency: str = "USD") -> dict[str, Any]:
         r = http.post("/v1/accounts", json={"currency": currency, "label": "main"}, headers=bearer(token))
@@ -181,8 +198,11 @@ def api_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
 def api(api_database: str, temporal_address: str) -> Iterator[Api]:
     from api.seed import seed_dev
 
-    seed_dev(api_database)
+    home = tempfile.mkdtemp(prefix="ledgerflow-api-")
     env = {
+        # Seal keys and the dev admin's TOTP file of this test stack, not the developer's.
+        "LEDGERFLOW_HOME": home,
+        "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
         "LEDGERFLOW_DATABASE_URL": api_database,
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
         "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"api-tests-{uuid.uuid4().hex[:8]}",
@@ -198,6 +218,7 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
+        admin_uri = seed_dev(api_database, settings)
         worker = WorkerThread(settings, api_database)
         worker.start()
         server = ApiServer(free_port())
@@ -212,11 +233,12 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
         get_settings.cache_clear()
     engine = create_engine(api_database)
     try:
-        yield Api(f"http://127.0.0.1:{server.port}", api_database, engine, settings)
+        yield Api(f"http://127.0.0.1:{server.port}", api_database, engine, settings, admin_totp_uri=admin_uri)
     finally:
         server.stop()
         worker.stop()
         engine.dispose()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -186,6 +186,6 @@ def test_login_throttling_per_username(api: Api, http: httpx.Client) -> None:
 
 def test_staff_login_is_audited(api: Api, http: httpx.Client) -> None:
     before = api.sql("SELECT count(*) FROM audit_log WHERE action = 'staff.login' AND outcome = 'ok'")[0][0]
-    api.admin_token(http)
+    api.admin_login(http)
     after = api.sql("SELECT count(*) FROM audit_log WHERE action = 'staff.login' AND outcome = 'ok'")[0][0]
     assert after == before + 1

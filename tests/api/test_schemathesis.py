@@ -4,7 +4,8 @@ schema the API publishes for it (status, content type, body).
 Bounded to stay well under two minutes: a few examples per operation, GETs plus the POSTs
 and PATCHes that cannot move money with random ids. Left out: the login routes (argon2 on
 every example, and random failures would fill the per-IP login throttle), logout (it would
-revoke the run's own tokens), PUT of FX rates (random rates would change other tests' quotes)
+revoke the run's own tokens), the two-factor confirm and disable routes (wrong codes count as
+failed logins too), PUT of FX rates (random rates would change other tests' quotes)
 and /readyz (it reports this test setup's absent Kafka, on purpose).
 """
 
@@ -28,7 +29,11 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-EXCLUDED = re.compile(r"^/(v1|ops/v1)/auth/|^/readyz$|^/ops/v1/fx/rates/\{base\}/\{quote\}:PUT$")
+EXCLUDED = re.compile(
+    r"^/(v1|ops/v1)/auth/|^/readyz$|^/ops/v1/fx/rates/\{base\}/\{quote\}:PUT$"
+    # Two-factor codes: each wrong one counts as a failed login (the per-IP throttle again).
+    r"|^/(v1|ops/v1)/me/totp/confirm$|^/(v1|ops/v1)/me/totp:DELETE$"
+)
 MAX_EXAMPLES = 12
 
 

@@ -117,6 +117,7 @@ class OpsFlow:
         p.goto(self.url("/login"))
         p.get_by_label("Staff e-mail").fill(email)
         p.get_by_label("Password").fill(password)
+        p.get_by_label("Authentication code").fill(self.stack.totp_code(who))
         p.get_by_role("button", name="Log in").click()
         expect(p.get_by_role("heading", name="Transfers")).to_be_visible()
 

@@ -29,7 +29,9 @@ from security.sealed import load_sealer
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
+from tests import totp_auth
 from tests.harness import WorkerThread
+from tests.totp_auth import Authenticator
 
 REPO: Final = Path(__file__).resolve().parents[2]
 ADMIN: Final = ("admin@ledgerflow.local", "admin-password")
@@ -136,6 +138,12 @@ class PortalStack:
     relay_running: bool
     app: FastAPI
     staff: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Each staff member's otpauth:// URI (TOTP is mandatory for staff).
+    totp: dict[str, str] = field(default_factory=dict)
+
+    def totp_code(self, who: str) -> str:
+        """A code of a time step not used before for this member (tests/totp_auth.py)."""
+        return Authenticator.of(self.totp[who]).code()
 
     @property
     def pg_url(self) -> str:
@@ -176,18 +184,6 @@ def running_portal(
     """Seed the database, start worker, relay (when Kafka is given) and server; stop them after."""
     from api.seed import create_staff, seed_dev
 
-    seed_dev(database_url)
-    staff: dict[str, tuple[str, str]] = {"admin": ADMIN}
-    for name, role in (
-        ("operator", "operator"),
-        ("operator2", "operator"),
-        ("approver", "approver"),
-        ("auditor", "auditor"),
-    ):
-        email = f"{name}-{uuid.uuid4().hex[:6]}@ledgerflow.test"
-        create_staff(database_url, email, STAFF_PASSWORD, role)
-        staff[name] = (email, STAFF_PASSWORD)
-
     env = {
         "LEDGERFLOW_DATABASE_URL": database_url,
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
@@ -198,6 +194,7 @@ def running_portal(
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_SEAL_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_HOME": str(work_dir),
+        "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
     }
     if temporal_ui_port is not None:
         # The ops portal forwards /ops/temporal/ to the Temporal Web UI on this port.
@@ -211,6 +208,20 @@ def running_portal(
     try:
         try:
             settings = get_settings()
+            # The dev admin and the staff of the tests, each with TOTP on (the secrets are the
+            # tests' authenticator apps: tests/totp_auth.py).
+            totp = {"admin": seed_dev(database_url, settings)}
+            staff: dict[str, tuple[str, str]] = {"admin": ADMIN}
+            for name, role in (
+                ("operator", "operator"),
+                ("operator2", "operator"),
+                ("approver", "approver"),
+                ("auditor", "auditor"),
+            ):
+                email = f"{name}-{uuid.uuid4().hex[:6]}@ledgerflow.test"
+                created = create_staff(database_url, email, STAFF_PASSWORD, role, settings=settings, totp="enabled")
+                staff[name] = (email, STAFF_PASSWORD)
+                totp[name] = created.otpauth_uri
             worker = WorkerThread(settings, database_url)
             worker.start()
             server = ServerThread(build_app(), free_port())
@@ -227,7 +238,9 @@ def running_portal(
             relay_env = {**os.environ, **env, "LEDGERFLOW_RELAY_GROUP_PREFIX": f"portal-{uuid.uuid4().hex[:8]}"}
             relay = RelayProcess(relay_env, work_dir / "relay.log")
             relay_ready = relay.wait_ready()
-        yield PortalStack(f"http://127.0.0.1:{server.port}", database_url, settings, relay_ready, server.app, staff)
+        yield PortalStack(
+            f"http://127.0.0.1:{server.port}", database_url, settings, relay_ready, server.app, staff, totp
+        )
     finally:
         if relay is not None:
             relay.stop()

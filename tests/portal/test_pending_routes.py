@@ -50,6 +50,11 @@ def stand_in_api(*, pending: bool = True) -> APIRouter:
         email, role = STAFF[who(authorization)]
         return {"staff_id": str(uuid.uuid4()), "email": email, "role": role, "created_at": "2025-01-01T00:00:00Z"}
 
+    @api.get("/me/totp")
+    def totp_status() -> dict[str, object]:
+        # Staff here have their second factor on (the real rules: tests/api/test_totp.py).
+        return {"enabled": True, "pending": False, "required": True, "recovery_codes_left": 10}
+
     if not pending:
         return api
 

@@ -67,7 +67,7 @@ def test_customer_never_opens_ops_pages(portal_stack: PortalStack, people: Conte
     p.get_by_label("Staff e-mail").fill(customer.email)
     p.get_by_label("Password").fill(customer.password)
     p.get_by_role("button", name="Log in").click()
-    expect(p.get_by_role("alert")).to_have_text("The e-mail address or password is not correct.")
+    expect(p.get_by_role("alert")).to_have_text("The e-mail address, password or code is not correct.")
 
 
 def test_logout_ends_the_session_and_revokes_the_token(portal_stack: PortalStack, people: Contexts) -> None:
@@ -158,4 +158,4 @@ def test_signup_and_login_errors_are_explained(portal_stack: PortalStack, people
     p.get_by_label("E-mail address").fill(first.email)
     p.get_by_label("Password").fill("not the password")
     p.get_by_role("button", name="Log in").click()
-    expect(p.get_by_role("alert")).to_have_text("The e-mail address or password is not correct.")
+    expect(p.get_by_role("alert")).to_have_text("The e-mail address, password or code is not correct.")

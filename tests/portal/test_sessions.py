@@ -117,8 +117,13 @@ def test_navigation_by_role() -> None:
     def keys(role: str) -> list[str]:
         return [item.key for item in nav_for("staff", role)]
 
-    assert keys("auditor") == ["transfers", "customers", "fx", "reconciliation", "pipeline", "audit"]
-    assert keys("operator") == ["transfers", "customers", "deposits", "reversals", "fx", "reconciliation", "pipeline"]
-    assert keys("approver") == ["transfers", "review", "customers", "reversals", "fx", "reconciliation", "pipeline"]
-    assert len(keys("admin")) == 9
+    # Everyone has Security (their own two-factor set-up), last.
+    assert keys("auditor") == ["transfers", "customers", "fx", "reconciliation", "pipeline", "audit", "security"]
+    assert keys("operator") == [
+        *("transfers", "customers", "deposits", "reversals", "fx", "reconciliation", "pipeline", "security")
+    ]
+    assert keys("approver") == [
+        *("transfers", "review", "customers", "reversals", "fx", "reconciliation", "pipeline", "security")
+    ]
+    assert len(keys("admin")) == 10
     assert not ops_page_allowed("audit", "operator") and ops_page_allowed("audit", "admin")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from config.settings import get_settings
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
+from tests import totp_auth
 from tests.api.conftest import Api, ApiServer, WorkerThread, bearer, new_key
 
 
@@ -48,8 +51,11 @@ def recon_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]
 def api(recon_database: str, temporal_address: str) -> Iterator[Api]:
     from api.seed import seed_dev
 
-    seed_dev(recon_database)
+    home = tempfile.mkdtemp(prefix="ledgerflow-recon-")
     env = {
+        # Seal keys and the dev admin's TOTP file of this test stack, not the developer's.
+        "LEDGERFLOW_HOME": home,
+        "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
         "LEDGERFLOW_DATABASE_URL": recon_database,
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
         "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"recon-tests-{uuid.uuid4().hex[:8]}",
@@ -65,6 +71,7 @@ def api(recon_database: str, temporal_address: str) -> Iterator[Api]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
+        admin_uri = seed_dev(recon_database, settings)
         worker = WorkerThread(settings, recon_database)
         worker.start()
         server = ApiServer(free_port())
@@ -78,11 +85,12 @@ def api(recon_database: str, temporal_address: str) -> Iterator[Api]:
         get_settings.cache_clear()
     engine = create_engine(recon_database)
     try:
-        yield Api(f"http://127.0.0.1:{server.port}", recon_database, engine, settings)
+        yield Api(f"http://127.0.0.1:{server.port}", recon_database, engine, settings, admin_totp_uri=admin_uri)
     finally:
         server.stop()
         worker.stop()
         engine.dispose()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -105,15 +113,9 @@ class StaffMember:
 
 
 def staff_member(api: Api, http: httpx.Client, role: str) -> StaffMember:
-    email = f"{role}-{uuid.uuid4().hex[:10]}@ledgerflow.test"
-    password = secrets.token_urlsafe(12)
-    r = http.post(
-        "/ops/v1/staff",
-        json={"email": email, "password": password, "role": role},
-        headers=bearer(api.admin_token(http)),
-    )
-    assert r.status_code == 201, r.text
-    return StaffMember(str(r.json()["staff_id"]), api.login(http, "/ops/v1", email, password))
+    """A new staff member with `role`, enrolled in TOTP (tests/totp_auth.py) and signed in."""
+    member = api.staff_member(http, role)
+    return StaffMember(member.id, member.token)
 
 
 @dataclass

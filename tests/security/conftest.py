@@ -35,6 +35,7 @@ from config.settings import get_settings
 from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
+from tests import totp_auth
 from tests.api.conftest import Api
 from tests.harness import WorkerThread
 
@@ -124,11 +125,11 @@ def sec_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
 def sec(sec_database: str, temporal_address: str) -> Iterator[SecApi]:
     from api.seed import seed_dev
 
-    seed_dev(sec_database)
     home = Path(tempfile.mkdtemp(prefix="ledgerflow-sec-"))
     payload_keys = f"{ACTIVE_KEY_ID}:{secrets.token_hex(32)},{OLD_KEY_ID}:{secrets.token_hex(32)}"
     env = {
         "LEDGERFLOW_HOME": str(home),
+        "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
         "LEDGERFLOW_DATABASE_URL": sec_database,
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
         "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"security-tests-{uuid.uuid4().hex[:8]}",
@@ -142,6 +143,7 @@ def sec(sec_database: str, temporal_address: str) -> Iterator[SecApi]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
+        admin_uri = seed_dev(sec_database, settings)
         worker = WorkerThread(settings, sec_database)
         worker.start()
         server = ApiServer(free_port())
@@ -160,6 +162,7 @@ def sec(sec_database: str, temporal_address: str) -> Iterator[SecApi]:
             sec_database,
             engine,
             settings,
+            admin_totp_uri=admin_uri,
             server=server,
             temporal_address=temporal_address,
             payload_keys=payload_keys,

@@ -41,6 +41,11 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/ops/v1/auth/logout"): ANY_STAFF,
     ("POST", "/ops/v1/staff"): roles("admin"),
     ("GET", "/ops/v1/staff/me"): ANY_STAFF,
+    # Two-factor enrolment: every staff member, their own (staff without it may use only these).
+    ("GET", "/ops/v1/me/totp"): ANY_STAFF,
+    ("POST", "/ops/v1/me/totp"): ANY_STAFF,
+    ("POST", "/ops/v1/me/totp/confirm"): ANY_STAFF,
+    ("DELETE", "/ops/v1/me/totp"): ANY_STAFF,
     ("GET", "/ops/v1/customers"): ANY_STAFF,
     ("GET", "/ops/v1/customers/{}"): ANY_STAFF,
     ("GET", "/ops/v1/accounts/{}"): ANY_STAFF,
@@ -199,10 +204,8 @@ def test_role_matrix(
 
 
 def _fresh_token(sec: SecApi, http: httpx.Client, role: str) -> str:
-    from tests.api.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-
     if role == "admin":
-        return sec.login(http, "/ops/v1", ADMIN_EMAIL, ADMIN_PASSWORD)
+        return sec.admin_login(http)
     return sec.staff(http, role)
 
 

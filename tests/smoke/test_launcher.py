@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pyotp
 import pytest
 
 from stack.service import free_port
@@ -132,12 +134,22 @@ def test_missing_jdk_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     assert "install" in result.stderr.lower()
 
 
-def test_staff_create_cli(migrated_db_url: str) -> None:
-    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url}
+def test_staff_create_cli(migrated_db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url, "LEDGERFLOW_HOME": str(tmp_path)}
     cmd = [sys.executable, "-m", "stack.cli", "staff", "create", "--email", "ops@example.test", "--role", "operator"]
     first = subprocess.run(cmd, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "created staff ops@example.test (operator)" in first.stdout
+    # The enrolment URI, printed once; stored only sealed, and pending until a first code.
+    uris = re.findall(r"otpauth://totp/\S+", first.stdout)
+    assert len(uris) == 1 and "Ledgerflow" in uris[0]
+    secret = pyotp.parse_uri(uris[0]).secret
+    import psycopg
+
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT secret_sealed, enabled_at FROM totp_credentials").fetchall()
+    assert len(rows) == 1 and rows[0][1] is None
+    assert rows[0][0].startswith("lfs1.") and secret not in rows[0][0]
     again = subprocess.run(cmd, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True)
     assert again.returncode == 1
     assert "already exists" in again.stderr
@@ -153,8 +165,27 @@ def test_staff_create_cli(migrated_db_url: str) -> None:
     assert "at least 8" in short.stderr
 
 
-def test_audit_verify_cli(migrated_db_url: str) -> None:
-    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url}
+def test_totp_cli_prints_the_dev_admins_code(migrated_db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url, "LEDGERFLOW_HOME": str(tmp_path)}
+    totp = [sys.executable, "-m", "stack.cli", "totp"]
+    missing = subprocess.run(totp, env=env, cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    seed_cmd = [sys.executable, "-m", "stack.cli", "seed"]
+    seed = subprocess.run(seed_cmd, env=env, cwd=REPO, capture_output=True, text=True)
+    assert seed.returncode == 0, seed.stderr
+    path = tmp_path / "secrets" / "dev-admin-totp"
+    assert path.stat().st_mode & 0o777 == 0o600
+    device = pyotp.parse_uri(path.read_text().strip())
+    before = device.now()
+    result = subprocess.run(totp, env=env, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in {before, device.now()}
+    help_text = subprocess.run([sys.executable, "-m", "stack.cli", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert "local development only" in " ".join(help_text.stdout.split())
+
+
+def test_audit_verify_cli(migrated_db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url, "LEDGERFLOW_HOME": str(tmp_path)}
     create = [sys.executable, "-m", "stack.cli", "staff", "create", "--email", "a@example.test", "--role", "auditor"]
     subprocess.run(create, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True, check=True)
     ok = subprocess.run([sys.executable, "-m", "stack.cli", "audit", "verify"], env=env, cwd=REPO,

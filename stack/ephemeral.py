@@ -118,6 +118,17 @@ class EphemeralStack:
             service.stop()
         self.stack.close_api_socket()
 
+    def stop_apps(self) -> None:
+        """Stop the application processes `full()` started (the stores keep running)."""
+        self.stack.stop_watching()
+        for service in reversed(self.stack.apps):
+            service.stop()
+            self.services.pop(service.name, None)
+            if service in self.stack.started:
+                self.stack.started.remove(service)
+        self.stack.apps.clear()
+        self.stack.close_api_socket()
+
     def apps(self, kind: str) -> list[Service]:
         """The running application processes of one kind ("api", "worker", "relay")."""
         return [svc for svc in self.stack.apps if svc.name.rsplit("-", 1)[0] == kind]

@@ -175,9 +175,7 @@ class SessionStore:
             return None
         with self._engine.begin() as conn:
             row = conn.execute(
-                text(
-                    f"DELETE FROM portal_sessions WHERE id_hash = :h AND expires_at <= {_NOW} RETURNING {_COLUMNS}"
-                ),
+                text(f"DELETE FROM portal_sessions WHERE id_hash = :h AND expires_at <= {_NOW} RETURNING {_COLUMNS}"),
                 {"h": id_hash(session_id), "now": self._now()},
             ).first()
         return None if row is None else self._session(session_id, row)
@@ -249,4 +247,3 @@ class SessionStore:
 
 def _purpose(h: str) -> str:
     return f"portal-api-token:{h}"
-

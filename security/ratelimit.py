@@ -112,9 +112,7 @@ class SlidingWindowLimiter:
 
 
 def _lock(conn: Connection, rule: Rule, key: str) -> None:
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"ratelimit:{rule.name}:{key}"}
-    )
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"ratelimit:{rule.name}:{key}"})
 
 
 def retry_after_header(wait_s: float) -> str:

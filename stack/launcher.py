@@ -243,12 +243,23 @@ class Stack:
             self._watcher = None
 
     def _watch_loop(self) -> None:
+        # Each dead process is restarted on a thread of its own: processes killed together come
+        # back together, instead of one waiting for another's start-up.
+        restarting: dict[str, threading.Thread] = {}
         while not self._stopping.wait(self.watch_interval_s):
             for svc in list(self.apps):
                 if self._stopping.is_set():
-                    return
+                    break
+                busy = restarting.get(svc.name)
+                if busy is not None and busy.is_alive():
+                    continue
                 if not svc.alive():
-                    self._restart(svc)
+                    restarting[svc.name] = thread = threading.Thread(
+                        target=self._restart, args=(svc,), name=f"restart-{svc.name}", daemon=True
+                    )
+                    thread.start()
+        for thread in restarting.values():
+            thread.join(timeout=90)
 
     def _restart(self, svc: Service) -> None:
         code = svc.process.returncode if svc.process is not None else None
@@ -270,7 +281,7 @@ class Stack:
     def note(self, message: str) -> None:
         """A line for the launcher's output and for `logs/launcher.log` (which outlives it)."""
         self.log(message)
-        try:
+        try:  # one short append per line: lines from two restart threads do not interleave
             self.logs.mkdir(parents=True, exist_ok=True)
             with open(self.logs / "launcher.log", "a") as f:
                 f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")

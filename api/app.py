@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,11 @@ from api.schemas import ProblemDoc
 from config.settings import TEMPORAL_UI_CODEC_PATH
 
 log = logging.getLogger("ledgerflow.api")
+
+# Which API process answered (the launcher names each: api-1, api-2, ...): several processes
+# share one port, and an operator or a test reading a response can tell them apart.
+PROCESS_NAME = os.environ.get("LEDGERFLOW_PROCESS_NAME") or f"api-pid-{os.getpid()}"
+PROCESS_HEADER = "X-Ledgerflow-Process"
 
 CUSTOMER_PREFIX = "/v1"
 OPS_PREFIX = "/ops/v1"
@@ -105,11 +111,12 @@ def create_app() -> FastAPI:
         path = getattr(route, "path", "unmatched")
         LATENCY.labels(request.method, path).observe(time.perf_counter() - t0)
         REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        response.headers[PROCESS_HEADER] = PROCESS_NAME
         return response
 
     @app.get("/healthz", tags=["service"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str | int]:
+        return {"status": "ok", "process": PROCESS_NAME, "pid": os.getpid()}
 
     @app.get("/readyz", tags=["service"])
     async def readyz(request: Request) -> JSONResponse:

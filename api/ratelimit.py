@@ -1,6 +1,7 @@
 """Request rate limits on the routes worth abusing: transfer creation and OTP submission.
 
-Each route is limited per principal *and* per client IP (a sliding window, security.ratelimit):
+Each route is limited per principal *and* per client IP (a sliding window in PostgreSQL,
+security.ratelimit, so every API process counts against the same window):
 per principal stops one account from flooding workflows or guessing codes across transfers;
 per IP stops one machine from doing it with many accounts. Over a limit: 429 `rate_limited`
 with Retry-After. Login has its own failure-based throttle in PostgreSQL (api/throttle.py).
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import Engine
 
 from api import metrics
 from api.problems import Problem
@@ -50,11 +52,12 @@ class RatePolicy:
 
 
 class RateLimits:
-    """The API's limiter and policy (one per Runtime; tests may replace `policy`)."""
+    """The API's limiter and policy (one per Runtime; tests may replace `policy`). The windows
+    themselves are rows in PostgreSQL: this object holds no count."""
 
-    def __init__(self, policy: RatePolicy | None = None) -> None:
+    def __init__(self, engine: Engine, policy: RatePolicy | None = None) -> None:
         self.policy = policy or RatePolicy.from_settings(RateLimitSettings())
-        self.limiter = SlidingWindowLimiter()
+        self.limiter = SlidingWindowLimiter(engine)
 
     def enforce(self, pairs: list[tuple[Rule, str]]) -> None:
         """Raises: Problem 429 rate_limited (with Retry-After) when any rule is full."""

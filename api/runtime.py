@@ -34,7 +34,7 @@ class Runtime:
         )
         self.ledger = Ledger(self.engine)
         self.rates = TableRateProvider(self.engine)
-        self.rate_limits = RateLimits()
+        self.rate_limits = RateLimits(self.engine)
         # Built now, not at (lazy) connect time: a malformed key fails the start, and a
         # reconnect later uses the same keys whatever the environment says by then.
         self.data_converter = data_converter(self.settings)

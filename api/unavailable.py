@@ -9,6 +9,7 @@ import sqlalchemy.exc
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+_TRANSPORT_ERROR: Final = "transport error"
 _UNAVAILABLE_RPC: Final = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED)
 
 
@@ -24,6 +25,11 @@ def unavailable_part(err: BaseException) -> str | None:
     if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
         return "postgresql"
     if isinstance(err, RPCError) and err.status in _UNAVAILABLE_RPC:
+        return "temporal"
+    if isinstance(err, RPCError) and err.status == RPCStatusCode.UNKNOWN and err.message == _TRANSPORT_ERROR:
+        # The SDK's name for a connection the server dropped mid-call (seen in the chaos run
+        # while Temporal restarted): the call may or may not have landed, which a retry with
+        # the same Idempotency-Key settles.
         return "temporal"
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return "temporal"

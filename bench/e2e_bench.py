@@ -61,7 +61,16 @@ async def measure(
     p50 = percentile(bank.report.latencies_s, 50) * 1000
     p99 = percentile(bank.report.latencies_s, 99) * 1000
     return [
-        result("e2e.transfers", rate, "transfers/s", "workflow.noop", floor_rate, in_flight=in_flight),
+        result(
+            "e2e.transfers",
+            rate,
+            "transfers/s",
+            "workflow.noop",
+            floor_rate,
+            in_flight=in_flight,
+            # LEDGERFLOW_API_PROCESSES=1 python -m bench e2e: the same row against one API process.
+            api_processes=stack.settings.api_processes,
+        ),
         result("e2e.latency_p50_ms", p50, "ms", "-", p50),
         result("e2e.latency_p99_ms", p99, "ms", "-", p99),
     ]

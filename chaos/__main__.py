@@ -3,9 +3,11 @@
     python -m chaos --transfers 10000 --customers 60      # the full form
     python -m chaos --transfers 300 --customers 20        # the short form CI runs
 
-Starts its own embedded stack (worker, relay and API as processes), funds customers, runs
-transfers while faults are injected one at a time and then together, waits for the system to
-drain, checks every invariant, prints the counts and writes bench/results/chaos-latest.json.
+Starts its own embedded stack with several processes of each kind (2 API, 2 worker, 2 relay
+by default: --processes), funds customers, runs transfers while faults are injected one at a
+time and then together (a kill -9 takes one process of its kind, chosen at random, and the
+launcher restarts it), waits for the system to drain, checks every invariant, prints the
+counts and writes bench/results/chaos-latest.json.
 Exit code 0 only if every invariant holds.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import signal
 import sys
@@ -51,10 +54,11 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
     readers = [asyncio.create_task(bank.read_balances(stop_reads)) for _ in range(2)]
     fault_log = FaultLog()
     names = list(faults(stack)) if args.faults == "all" else [f for f in args.faults.split(",") if f]
+    rng = random.Random(args.seed)
     say(f"running {args.transfers} transfers, {args.in_flight} in flight; faults: {', '.join(names) or 'none'}")
     t0 = time.monotonic()
     workload = asyncio.create_task(bank.run_transfers(args.transfers, args.in_flight, args.max_amount_minor))
-    fault_task = asyncio.create_task(inject(stack, names, fault_log, say))
+    fault_task = asyncio.create_task(inject(stack, names, fault_log, say, rng))
     progress = asyncio.create_task(report_progress(bank))
     await fault_task
     await workload
@@ -69,6 +73,9 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
         "outcomes": dict(sorted(bank.report.outcomes.items())),
         "posted": bank.report.outcomes.get("posted", 0),
         "faults_injected": [{"fault": f, "recovery_s": round(s, 1)} for f, s in fault_log.injected],
+        "processes": {kind: len(stack.apps(kind)) for kind in ("api", "worker", "relay")},
+        "processes_killed": fault_log.victims,
+        "processes_restarted": dict(sorted(stack.stack.restarts.items())),
         "retries_seen": counters.retries,
         "duplicates_absorbed": counters.duplicates_absorbed,
         "balance_reads": bank.report.balance_reads,
@@ -88,7 +95,8 @@ async def report_progress(bank: Bank) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="ledgerflow-chaos-"))
-    stack = EphemeralStack(home)
+    n = getattr(args, "processes", 2)
+    stack = EphemeralStack(home, processes={"api": n, "worker": n, "relay": n})
     try:
         say("starting the stack")
         base_url = stack.full(extra_env={"LEDGERFLOW_OTP_TTL_S": str(args.otp_ttl_s), **NO_RATE_LIMITS})
@@ -122,6 +130,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--otp-ttl-s", type=int, default=30)
     parser.add_argument("--faults", default="all", help="'all', '' or a comma-separated list")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--processes", type=int, default=2, help="API, worker and relay processes, each")
     parser.add_argument("--output", default=str(RESULTS / "chaos-latest.json"))
     args = parser.parse_args(argv)
     report = run(args)

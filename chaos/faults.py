@@ -1,8 +1,14 @@
-"""Faults injected into a running stack: kill -9 of our processes, restarts of the stores."""
+"""Faults injected into a running stack: kill -9 of our processes, restarts of the stores.
+
+The stack runs several processes of each kind; a kill takes one of them, chosen at random,
+and the launcher's watcher (not this module) restarts it: that restart is part of what is
+tested. Faults come at random moments, from the run's seeded generator.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,16 +16,14 @@ from dataclasses import dataclass, field
 from stack.ephemeral import EphemeralStack
 from stack.service import Service
 
+KILLS = ("kill -9 worker", "kill -9 relay", "kill -9 api")
+
 
 @dataclass
 class FaultLog:
     injected: list[tuple[str, float]] = field(default_factory=list)  # (fault, seconds to recover)
-
-
-def _kill9_and_restart(service: Service) -> None:
-    service.kill()
-    service.start()
-    service.wait_ready()
+    # Which process each kill took (e.g. "api-2"), in order.
+    victims: list[str] = field(default_factory=list)
 
 
 def _restart(service: Service, pause_s: float = 0.0) -> None:
@@ -29,30 +33,51 @@ def _restart(service: Service, pause_s: float = 0.0) -> None:
     service.wait_ready()
 
 
-def faults(stack: EphemeralStack) -> dict[str, Callable[[], None]]:
+def faults(
+    stack: EphemeralStack, rng: random.Random | None = None, log: FaultLog | None = None
+) -> dict[str, Callable[[], None]]:
     s = stack.services
+    pick = rng or random.Random()
+
+    def kill_one(kind: str) -> Callable[[], None]:
+        def run() -> None:
+            victim = pick.choice(stack.apps(kind))
+            if log is not None:
+                log.victims.append(victim.name)
+            stack.stack.kill_and_await_restart(victim)
+
+        return run
+
     return {
-        "kill -9 worker": lambda: _kill9_and_restart(s["worker"]),
-        "kill -9 relay": lambda: _kill9_and_restart(s["relay"]),
-        "kill -9 api": lambda: _kill9_and_restart(s["api"]),
+        "kill -9 worker": kill_one("worker"),
+        "kill -9 relay": kill_one("relay"),
+        "kill -9 api": kill_one("api"),
         "restart temporal": lambda: _restart(s["temporal"]),
         "restart postgresql": lambda: _restart(s["postgres"]),
         "stop/start kafka": lambda: _restart(s["kafka"], pause_s=3.0),
     }
 
 
-async def inject(stack: EphemeralStack, names: list[str], log: FaultLog, say: Callable[[str], None]) -> None:
-    """Inject faults one at a time, then a few together, while the workload keeps running."""
-    table = faults(stack)
+async def inject(
+    stack: EphemeralStack,
+    names: list[str],
+    log: FaultLog,
+    say: Callable[[str], None],
+    rng: random.Random | None = None,
+) -> None:
+    """Inject faults one at a time, at random moments (1 to 6 s apart), then the process kills
+    together, while the workload keeps running."""
+    pick = rng or random.Random()
+    table = faults(stack, pick, log)
     for name in names:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(pick.uniform(1.0, 6.0))
         say(f"fault: {name}")
         t0 = time.monotonic()
         await asyncio.to_thread(table[name])
         log.injected.append((name, time.monotonic() - t0))
-    together = [n for n in ("kill -9 worker", "kill -9 relay", "kill -9 api") if n in names]
+    together = [n for n in KILLS if n in names]
     if len(together) > 1:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(pick.uniform(1.0, 6.0))
         say(f"faults together: {', '.join(together)}")
         t0 = time.monotonic()
         await asyncio.gather(*(asyncio.to_thread(table[n]) for n in together))

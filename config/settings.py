@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where staff reach the Temporal Web UI: through the ops portal, under its login, so the UI's
@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
 
     api_port: int = 8000
+
+    # How many processes of each kind the launcher runs (each >= 1). Two API processes by
+    # default: one can die (or be restarted) while the other keeps answering on the same port,
+    # and both share every piece of state through PostgreSQL. One worker and one relay: the
+    # Temporal dev server, not the worker, bounds transfers on a small machine, and only one
+    # relay publishes at a time anyway (the others stand by on its advisory lock).
+    api_processes: int = Field(default=2, ge=1)
+    worker_processes: int = Field(default=1, ge=1)
+    relay_processes: int = Field(default=1, ge=1)
 
     # Transfers. Review thresholds are per currency, in minor units (at or over: ops review).
     otp_ttl_s: int = 300

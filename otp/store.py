@@ -139,6 +139,10 @@ def _set_state(conn: Conn, transfer_id: str, state: str, attempts_left: int) -> 
 
 
 def _recent_failures(conn: Conn, customer_id: str, now: datetime) -> int:
+    # The challenge row lock serialises one transfer's checks, not two transfers of one
+    # customer checked at once (on two workers): without this lock both could count 99 and
+    # both record a failure. Held to commit, so the count and the failure it leads to are one.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%(k)s, 0))", {"k": f"otp-failures:{customer_id}"})
     row = conn.execute(
         "SELECT count(*) FROM otp_failures WHERE customer_id = %(c)s AND failed_at > %(since)s",
         {"c": customer_id, "since": now - timedelta(hours=1)},

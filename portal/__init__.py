@@ -6,8 +6,8 @@ bearer token, so ownership, roles, idempotency and problem codes are the API's o
 
 Sessions (portal/sessions.py): the cookie holds only a random id (HttpOnly, SameSite=Lax,
 Secure over https, Path-scoped to its portal so a customer's cookie is never even sent to
-/ops/); the server maps it to {realm, API token, CSRF token, expiry} in an in-process dict.
-That store is per process, documented as such, and lasts 30 minutes idle at most.
+/ops/); the server maps it to {realm, API token, expiry} in PostgreSQL (`portal_sessions`),
+so every API process serves every session; a session lasts 30 minutes idle at most.
 """
 
 from __future__ import annotations

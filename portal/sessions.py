@@ -1,31 +1,62 @@
-"""Portal sessions: a random id in an HttpOnly cookie, everything else on the server.
+"""Portal sessions: a random id in an HttpOnly cookie, everything else in PostgreSQL.
 
 Design (see also portal/__init__.py):
 - The browser holds only `secrets.token_urlsafe(32)`; the API bearer token never leaves the
   server, so script injection or a leaked cookie jar cannot reach the API directly.
-- The store is an in-process dict. It is per process: with several API processes behind a
-  load balancer a session exists only in the process that made it, and a restart logs
-  everybody out. That suits the single uvicorn process `ledgerflow up` runs; a multi-process
-  deployment would move `SessionStore` to a shared table (one migration) without touching
-  the routes, which only use `create`, `get` and `drop`.
-- A session ends after `idle_s` without a request, at the API token's own expiry, or at
-  logout (which also revokes the API token through the API).
+- The store is the `portal_sessions` table (migration 0010_shared_state), so every API
+  process sees every session: a browser whose requests the kernel spreads over several
+  processes stays signed in, and a process that dies logs nobody out. The routes only use
+  `create`, `get`, `drop`, `expired` and `sweep`, as they did with the in-process dict.
+- Nothing in the table opens a session by itself: the row is keyed by the sha256 of the
+  cookie's id, the API token is sealed (security/sealed.py) under a purpose that names that
+  hash (a sealed token copied to another row does not open), and the CSRF token is not stored
+  at all: it is an HMAC of the session id, so only the holder of the cookie can compute it.
+- A session ends after `idle_s` without a request, at the API token's own expiry (less a
+  margin), or at logout (which also revokes the API token through the API). `expires_at` says
+  when; the retention sweep deletes rows past it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from datetime import datetime
+from typing import Any, Final, Literal, cast
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from security.sealed import Sealer
 
 Realm = Literal["customer", "staff"]
+FlashKind = Literal["ok", "error", "info"]
 
 IDLE_TIMEOUT_S: Final = 30 * 60
 # Stop using an API token a little before it expires, so that a page never half-loads with it.
 TOKEN_MARGIN_S: Final = 30
+# Expired sessions removed per sweep: each one costs a token revocation, and a login waits for it.
+SWEEP_BATCH: Final = 50
+
+# The database clock by default, so every process judges one session by one clock; tests pass
+# their own to move time.
+Clock = Callable[[], datetime]
+_NOW: Final = "COALESCE(CAST(:now AS timestamptz), clock_timestamp())"
+_COLUMNS: Final = "id_hash, realm, api_token_sealed, user_id, email, name, role, last_seen_at, expires_at"
+
+
+def id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def csrf_token_for(session_id: str) -> str:
+    """The session's CSRF token: derived, never stored (43 characters, like the id)."""
+    mac = hmac.new(session_id.encode(), b"ledgerflow/portal/csrf/v1", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 @dataclass
@@ -34,31 +65,34 @@ class Session:
     realm: Realm
     api_token: str
     csrf_token: str
-    expires_at: float  # absolute (monotonic clock): the API token's expiry
-    last_seen: float
+    expires_at: datetime  # when it ends unless used again (never past the API token's expiry)
+    last_seen: datetime
     email: str
     name: str = ""
     role: str = ""  # staff only; display and navigation (the API decides what is allowed)
     user_id: str = ""  # the customer's or staff member's id
-    flashes: list[tuple[str, str]] = field(default_factory=list)
+    _store: SessionStore | None = field(default=None, repr=False, compare=False)
 
-    def flash(self, kind: Literal["ok", "error", "info"], text: str) -> None:
-        """A message for the next page this session renders (after a redirect)."""
-        self.flashes.append((kind, text))
+    def flash(self, kind: FlashKind, text: str) -> None:
+        """A message for the next page this session renders (after a redirect), which another
+        API process may serve: it is kept with the session's row."""
+        if self._store is not None:
+            self._store.add_flash(self.id, kind, text)
 
     def take_flashes(self) -> list[tuple[str, str]]:
-        taken, self.flashes = self.flashes, []
-        return taken
+        return [] if self._store is None else self._store.take_flashes(self.id)
 
 
 class SessionStore:
-    """Thread-safe: the API's sync routes run in a thread pool and may share the process."""
+    """Sessions in `portal_sessions`; thread-safe (each call is one short transaction)."""
 
-    def __init__(self, idle_s: float = IDLE_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, engine: Engine, sealer: Sealer, *, idle_s: float = IDLE_TIMEOUT_S, clock: Clock | None = None
+    ) -> None:
         self.idle_s = idle_s
+        self._engine = engine
+        self._sealer = sealer
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
 
     def create(
         self,
@@ -71,67 +105,145 @@ class SessionStore:
         role: str = "",
         user_id: str = "",
     ) -> Session:
-        now = self._clock()
-        session = Session(
-            id=secrets.token_urlsafe(32),
-            realm=realm,
-            api_token=api_token,
-            csrf_token=secrets.token_urlsafe(32),
-            expires_at=now + max(0, token_ttl_s - TOKEN_MARGIN_S),
-            last_seen=now,
-            email=email,
-            name=name,
-            role=role,
-            user_id=user_id,
-        )
-        with self._lock:
-            self._sessions[session.id] = session
-        return session
+        session_id = secrets.token_urlsafe(32)
+        h = id_hash(session_id)
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text(
+                    f"""
+                    WITH t AS (SELECT {_NOW} AS now)
+                    INSERT INTO portal_sessions (id_hash, realm, api_token_sealed, user_id, email, name, role,
+                                                 created_at, last_seen_at, token_expires_at, expires_at)
+                    SELECT :h, :realm, :sealed, :user_id, :email, :name, :role, t.now, t.now,
+                           t.now + make_interval(secs => :token_s),
+                           least(t.now + make_interval(secs => :idle_s), t.now + make_interval(secs => :token_s))
+                      FROM t
+                    RETURNING {_COLUMNS}
+                    """
+                ),
+                {
+                    "now": self._now(),
+                    "h": h,
+                    "realm": realm,
+                    "sealed": self._sealer.seal_text(_purpose(h), api_token),
+                    "user_id": user_id,
+                    "email": email,
+                    "name": name,
+                    "role": role,
+                    "token_s": max(0, token_ttl_s - TOKEN_MARGIN_S),
+                    "idle_s": self.idle_s,
+                },
+            ).one()
+        return self._session(session_id, row)
 
     def get(self, session_id: str | None, realm: Realm) -> Session | None:
         """The live session of `realm` with this id (and mark it used), else None. A session of
         the other realm is None too: a customer's cookie never opens a staff page."""
         if not session_id:
             return None
-        now = self._clock()
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None or session.realm != realm:
-                return None
-            if self._expired(session, now):
-                return None
-            session.last_seen = now
-            return session
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text(
+                    f"""
+                    WITH t AS (SELECT {_NOW} AS now)
+                    UPDATE portal_sessions s
+                       SET last_seen_at = t.now,
+                           expires_at = least(t.now + make_interval(secs => :idle_s), s.token_expires_at)
+                      FROM t
+                     WHERE s.id_hash = :h AND s.realm = :realm AND s.expires_at > t.now
+                    RETURNING {", ".join("s." + c.strip() for c in _COLUMNS.split(","))}
+                    """
+                ),
+                {"now": self._now(), "h": id_hash(session_id), "realm": realm, "idle_s": self.idle_s},
+            ).first()
+        return None if row is None else self._session(session_id, row)
 
     def drop(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
-        with self._lock:
-            return self._sessions.pop(session_id, None)
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text(f"DELETE FROM portal_sessions WHERE id_hash = :h RETURNING {_COLUMNS}"),
+                {"h": id_hash(session_id)},
+            ).first()
+        return None if row is None else self._session(session_id, row)
 
     def expired(self, session_id: str | None) -> Session | None:
         """Remove and return the session if it exists but has timed out (so its API token can
         be revoked); None otherwise."""
         if not session_id:
             return None
-        now = self._clock()
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is not None and self._expired(session, now):
-                return self._sessions.pop(session_id)
-        return None
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text(f"DELETE FROM portal_sessions WHERE id_hash = :h AND expires_at <= {_NOW} RETURNING {_COLUMNS}"),
+                {"h": id_hash(session_id), "now": self._now()},
+            ).first()
+        return None if row is None else self._session(session_id, row)
 
     def sweep(self) -> list[Session]:
-        """Remove every timed-out session; returns them (their API tokens are to be revoked)."""
-        now = self._clock()
-        with self._lock:
-            gone = [s for s in self._sessions.values() if self._expired(s, now)]
-            for s in gone:
-                del self._sessions[s.id]
-        return gone
+        """Remove up to SWEEP_BATCH timed-out sessions; returns them (their API tokens are to be
+        revoked). Their ids are unknown here (only hashes are kept): `id` is the hash. Two
+        processes sweeping at once take different rows (SKIP LOCKED)."""
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                text(
+                    f"""
+                    DELETE FROM portal_sessions WHERE id_hash IN (
+                        SELECT id_hash FROM portal_sessions WHERE expires_at <= {_NOW}
+                         ORDER BY expires_at LIMIT :batch FOR UPDATE SKIP LOCKED)
+                    RETURNING {_COLUMNS}
+                    """
+                ),
+                {"now": self._now(), "batch": SWEEP_BATCH},
+            ).all()
+        return [self._session(row.id_hash, row) for row in rows]
+
+    def add_flash(self, session_id: str, kind: FlashKind, message: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                text("UPDATE portal_sessions SET flashes = flashes || CAST(:f AS jsonb) WHERE id_hash = :h"),
+                {"f": json.dumps([[kind, message]]), "h": id_hash(session_id)},
+            )
+
+    def take_flashes(self, session_id: str) -> list[tuple[str, str]]:
+        """The session's pending messages, cleared in the same statement (a page shows each once,
+        whichever process renders it)."""
+        with self._engine.begin() as conn:
+            taken = conn.execute(
+                text(
+                    """
+                    UPDATE portal_sessions s SET flashes = '[]'
+                      FROM (SELECT id_hash, flashes FROM portal_sessions WHERE id_hash = :h FOR UPDATE) old
+                     WHERE s.id_hash = old.id_hash AND old.flashes <> '[]'
+                    RETURNING old.flashes
+                    """
+                ),
+                {"h": id_hash(session_id)},
+            ).scalar()
+        return [(str(kind), str(message)) for kind, message in cast(list[list[Any]], taken or [])]
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        with self._engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM portal_sessions")).scalar_one())
 
-    def _expired(self, session: Session, now: float) -> bool:
-        return now - session.last_seen > self.idle_s or now >= session.expires_at
+    def _now(self) -> datetime | None:
+        return None if self._clock is None else self._clock()
+
+    def _session(self, session_id: str, row: Any) -> Session:
+        return Session(
+            id=session_id,
+            realm=row.realm,
+            api_token=self._sealer.open_text(_purpose(row.id_hash), row.api_token_sealed),
+            csrf_token=csrf_token_for(session_id),
+            expires_at=row.expires_at,
+            last_seen=row.last_seen_at,
+            email=row.email,
+            name=row.name,
+            role=row.role,
+            user_id=row.user_id,
+            _store=self,
+        )
+
+
+def _purpose(h: str) -> str:
+    return f"portal-api-token:{h}"

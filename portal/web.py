@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlencode, urlsplit
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from portal import format as fmt
@@ -25,6 +27,7 @@ from portal import messages
 from portal.apiclient import ApiClient, ApiProblem, NotAuthenticated
 from portal.nav import allowed, nav_for
 from portal.sessions import Realm, Session, SessionStore
+from security.sealed import load_sealer
 
 log = logging.getLogger("ledgerflow.portal")
 
@@ -127,12 +130,13 @@ class PageError(Exception):
 
 
 def store(request: Request) -> SessionStore:
-    """The app's session store (one per app object, so two apps in one test process never
-    share sessions)."""
+    """The app's session store: a handle on the `portal_sessions` table of the app's database
+    (every API process serving that database shares the sessions)."""
     state = request.app.state
     existing: SessionStore | None = getattr(state, "portal_sessions", None)
     if existing is None:
-        existing = SessionStore()
+        runtime = state.runtime
+        existing = SessionStore(runtime.engine, load_sealer(runtime.settings))
         state.portal_sessions = existing
     return existing
 
@@ -358,7 +362,7 @@ def anonymous_page(realm: RealmConfig) -> Callable[[Request], AsyncIterator[Page
     """For the login and sign-up pages: no session needed (a live one is passed along)."""
 
     async def dependency(request: Request) -> AsyncIterator[Page]:
-        session = store(request).get(request.cookies.get(realm.cookie), realm.realm)
+        session = await run_in_threadpool(store(request).get, request.cookies.get(realm.cookie), realm.realm)
         form = None
         if request.method == "POST":
             _check_origin(request)
@@ -379,9 +383,10 @@ def signed_in_page(realm: RealmConfig) -> Callable[[Request], AsyncIterator[Page
     async def dependency(request: Request) -> AsyncIterator[Page]:
         sessions = store(request)
         sid = request.cookies.get(realm.cookie)
-        session = sessions.get(sid, realm.realm)
+        # The store is PostgreSQL: its calls run in the thread pool, off the event loop.
+        session = await run_in_threadpool(sessions.get, sid, realm.realm)
         if session is None:
-            timed_out = sessions.expired(sid)
+            timed_out = await run_in_threadpool(sessions.expired, sid)
             if timed_out is not None:
                 await revoke(request, realm, timed_out)
                 raise LoginRequired("expired")
@@ -414,17 +419,20 @@ async def start_session(
     page: Page, token: Mapping[str, Any], *, email: str, name: str = "", role: str = "", user_id: str = ""
 ) -> Session:
     sessions = store(page.request)
-    for stale in sessions.sweep():
+    for stale in await run_in_threadpool(sessions.sweep):
         await revoke(page.request, _REALMS[stale.realm], stale)
     # A fresh id at every login (never reuse one the browser brought: session fixation).
-    page.session = sessions.create(
-        page.realm.realm,
-        str(token["access_token"]),
-        int(token["expires_in"]),
-        email=email,
-        name=name,
-        role=role,
-        user_id=user_id,
+    page.session = await run_in_threadpool(
+        partial(
+            sessions.create,
+            page.realm.realm,
+            str(token["access_token"]),
+            int(token["expires_in"]),
+            email=email,
+            name=name,
+            role=role,
+            user_id=user_id,
+        )
     )
     return page.session
 
@@ -437,7 +445,7 @@ def finish_login(page: Page, session: Session, target: str) -> Response:
 
 
 async def end_session(page: Page) -> Response:
-    session = store(page.request).drop(page.request.cookies.get(page.realm.cookie))
+    session = await run_in_threadpool(store(page.request).drop, page.request.cookies.get(page.realm.cookie))
     if session is not None:
         await revoke(page.request, page.realm, session)
     response = page.redirect(page.realm.login_url, reason="logged_out")

@@ -1,25 +1,29 @@
-"""A sliding-window-log rate limiter, in process memory.
+"""A sliding-window-log rate limiter in PostgreSQL, shared by every API process.
 
-Exact (no fixed-window burst at the boundary): each key keeps the times of the requests it
-was allowed in the last window; a request is allowed while fewer than `limit` remain.
-Refused requests are not recorded, so a client that keeps hammering is not locked out for
-longer than the window.
+Exact (no fixed-window burst at the boundary): each (rule, key) keeps one `rate_limit_hits`
+row per request it allowed; a request is allowed while fewer than `limit` rows are younger
+than the window. Refused requests are not recorded, so a client that keeps hammering is not
+locked out for longer than the window.
 
-Per process: with N API replicas a client gets up to N times the limit. That is acceptable
-for abuse control in front of the real budgets, which live in PostgreSQL and are shared (5
-OTP attempts per transfer, 100 OTP failures per customer per hour, login failures). Memory is
-bounded: past `max_keys` distinct keys the least recently used ones are dropped (forgetting a
-key only ever errs towards allowing, and only for keys idle longer than all the others).
+Exact across processes too. Counting and then inserting in two steps would let N concurrent
+requests on N processes all see room for one more; so one transaction takes a transaction
+advisory lock per (rule, key) (in a fixed order, so two requests with overlapping pairs
+cannot deadlock), counts, and inserts only if every pair has room. The lock is held for one
+short transaction; requests of other keys never wait on it.
+
+Storage: each row carries `expires_at` (hit + window). This key's dead rows are deleted in
+the same transaction; the retention sweep removes the rows of keys that went quiet.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,41 @@ class Refusal:
     wait_s: float
 
 
+# The database clock by default: every process (and host) then judges one window by one clock.
+# Tests pass a clock of their own to move time without waiting.
+Clock = Callable[[], datetime]
+
+_NOW = "COALESCE(CAST(:now AS timestamptz), clock_timestamp())"
+
+# With the pair's lock held: drop this key's rows past the window, then find the hit that has
+# to leave the window before one more fits (the limit-th newest), if the window is full.
+_OLDEST_BLOCKING = text(
+    f"""
+    WITH t AS (SELECT {_NOW} AS now),
+    pruned AS (
+        DELETE FROM rate_limit_hits h USING t
+         WHERE h.rule = :rule AND h.key = :key AND h.hit_at <= t.now - make_interval(secs => :window_s)
+    )
+    SELECT t.now,
+           (SELECT h.hit_at FROM rate_limit_hits h
+             WHERE h.rule = :rule AND h.key = :key AND h.hit_at > t.now - make_interval(secs => :window_s)
+             ORDER BY h.hit_at DESC OFFSET :limit - 1 LIMIT 1) AS blocking
+      FROM t
+    """
+)
+
+_RECORD = text(
+    """
+    INSERT INTO rate_limit_hits (rule, key, hit_at, expires_at)
+    VALUES (:rule, :key, :now, CAST(:now AS timestamptz) + make_interval(secs => :window_s))
+    """
+)
+
+
 class SlidingWindowLimiter:
-    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self._engine = engine
         self._clock = clock
-        self._max_keys = max_keys
-        self._hits: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def check(self, rules_and_keys: list[tuple[Rule, str]]) -> Refusal | None:
         """Admit one request under every (rule, key) pair, or none of them.
@@ -48,39 +81,38 @@ class SlidingWindowLimiter:
         Returns None when admitted (and records it under each pair), else the refusing rule
         that needs the longest wait before it has room again (nothing is recorded then).
         """
-        now = self._clock()
-        with self._lock:
+        pairs = sorted(rules_and_keys, key=lambda pair: (pair[0].name, pair[1]))
+        if not pairs:
+            return None
+        with self._engine.begin() as conn:
+            for rule, key in pairs:
+                _lock(conn, rule, key)
             refusal: Refusal | None = None
-            for rule, key in rules_and_keys:
-                hits = self._live(rule, key, now)
-                if len(hits) >= rule.limit:
-                    # The hit that must expire to make room for one more.
-                    wait = hits[len(hits) - rule.limit] + rule.window_s - now
-                    if refusal is None or wait > refusal.wait_s:
-                        refusal = Refusal(rule, wait)
+            now: datetime | None = self._clock() if self._clock is not None else None
+            for rule, key in pairs:
+                row = conn.execute(
+                    _OLDEST_BLOCKING,
+                    {"now": now, "rule": rule.name, "key": key, "window_s": rule.window_s, "limit": rule.limit},
+                ).one()
+                now = row.now  # one instant for every pair of this request
+                if row.blocking is not None:
+                    wait_s = (row.blocking - row.now).total_seconds() + rule.window_s
+                    if refusal is None or wait_s > refusal.wait_s:
+                        refusal = Refusal(rule, wait_s)
             if refusal is not None:
                 return refusal
-            for rule, key in rules_and_keys:
-                self._live(rule, key, now).append(now)
-                self._hits.move_to_end((rule.name, key))
-            self._bound()
+            for rule, key in pairs:
+                conn.execute(_RECORD, {"rule": rule.name, "key": key, "now": now, "window_s": rule.window_s})
             return None
 
     def reset(self) -> None:
-        with self._lock:
-            self._hits.clear()
+        """Forget every window (tests and load runs that start from nothing)."""
+        with self._engine.begin() as conn:
+            conn.execute(text("DELETE FROM rate_limit_hits"))
 
-    def _live(self, rule: Rule, key: str, now: float) -> deque[float]:
-        hits = self._hits.get((rule.name, key))
-        if hits is None:
-            hits = self._hits[(rule.name, key)] = deque()
-        while hits and hits[0] <= now - rule.window_s:
-            hits.popleft()
-        return hits
 
-    def _bound(self) -> None:
-        while len(self._hits) > self._max_keys:
-            self._hits.popitem(last=False)
+def _lock(conn: Connection, rule: Rule, key: str) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"ratelimit:{rule.name}:{key}"})
 
 
 def retry_after_header(wait_s: float) -> str:

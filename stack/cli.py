@@ -38,8 +38,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print("Press Ctrl-C to stop (data is kept under .ledgerflow/).", flush=True)
     try:
         while not stop.wait(1.0):
+            # Application processes that die are restarted by the launcher's watcher; the
+            # stores are not (restarting one under its clients is an operator's decision).
             for svc in stack.started:
-                if not svc.alive():
+                if svc not in stack.apps and not svc.alive():
                     print(f"ledgerflow: {svc.name} exited unexpectedly; see {svc.log_path}", file=sys.stderr)
                     stop.set()
     finally:

@@ -31,8 +31,11 @@ class PgServer:
 class EphemeralStack:
     """Lazily started parts of one embedded stack, stopped at session end."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, processes: dict[str, int] | None = None) -> None:
+        """`processes`: how many of each application process `full()` starts, e.g.
+        {"api": 2, "worker": 2, "relay": 2} (the settings' defaults otherwise)."""
         ports = [free_port() for _ in range(6)]
+        counts = processes or {}
         self.settings = Settings(
             home=home,
             host="127.0.0.1",
@@ -43,6 +46,8 @@ class EphemeralStack:
             kafka_controller_port=ports[4],
             api_port=ports[5],
         )
+        self.settings = self.settings.model_copy(update={f"{kind}_processes": n for kind, n in counts.items()})
+        # Quiet, but the watcher's restarts still reach logs/launcher.log (Stack.note).
         self.stack = Stack(self.settings, log=lambda message: None)
         self.services: dict[str, Service] = {}
 
@@ -110,13 +115,30 @@ class EphemeralStack:
         service.wait_ready()
 
     def close(self) -> None:
+        self.stack.stop_watching()
         for service in reversed(list(self.services.values())):
             service.stop()
+        self.stack.close_api_socket()
+
+    def stop_apps(self) -> None:
+        """Stop the application processes `full()` started (the stores keep running)."""
+        self.stack.stop_watching()
+        for service in reversed(self.stack.apps):
+            service.stop()
+            self.services.pop(service.name, None)
+            if service in self.stack.started:
+                self.stack.started.remove(service)
+        self.stack.apps.clear()
+        self.stack.close_api_socket()
+
+    def apps(self, kind: str) -> list[Service]:
+        """The running application processes of one kind ("api", "worker", "relay")."""
+        return [svc for svc in self.stack.apps if svc.name.rsplit("-", 1)[0] == kind]
 
     def full(self, extra_env: dict[str, str] | None = None) -> str:
         """The whole system: infrastructure, the migrated and seeded `ledgerflow` database,
-        then the worker, relay and API as processes (as `ledgerflow up` runs them).
-        Returns the API's base URL."""
+        then the workers, relays and API processes (as `ledgerflow up` runs them, watched and
+        restarted when one dies). Returns the API's base URL."""
         from api.seed import seed_dev
         from ledger.migrate import upgrade
         from stack.launcher import DB_NAME
@@ -128,10 +150,11 @@ class EphemeralStack:
         self.temporal()
         self.kafka()
         self.stack.write_env_file()
-        for service in self.stack.app_services():
+        services = self.stack.app_services()
+        for service in services:
             service.env.update(extra_env or {})
-            self.stack.start(service, "[stack]")
             self.services[service.name] = service
+        self.stack.start_apps(services, "[stack]")
         return f"http://{self.settings.host}:{self.settings.api_port}"
 
     @property

@@ -1,17 +1,26 @@
 """Builds the embedded stack's services from settings and runs them in order.
 
 Order matters: PostgreSQL (then migrations and the dev seed), Temporal, Kafka, and only then
-the worker, the relay and the API, which need all three. Stopping goes the other way, so
-nothing is left writing to a store that has already gone.
+the workers, the relays and the API processes, which need all three. Stopping goes the other
+way, so nothing is left writing to a store that has already gone.
+
+Several processes of each kind (`LEDGERFLOW_API_PROCESSES`, `_WORKER_PROCESSES`,
+`_RELAY_PROCESSES`), named `api-1`, `worker-1`, ... with a log each. The API processes share
+one listening socket that the launcher opens (api/serve.py says why not SO_REUSEPORT). Once
+they are up a watcher thread restarts any of them that dies, and says so in the launcher's
+output and in `logs/launcher.log`. PostgreSQL, Temporal and Kafka are not restarted: their
+loss stops the run command, as before.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import threading
 import time
-import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +30,12 @@ from stack import kafka, postgres, temporal
 from stack.service import Service, StackError, ensure_port_free
 
 DB_NAME = "ledgerflow"
+# The kinds of application process, in start order.
+APP_KINDS = ("worker", "relay", "api")
+# The line each kind writes to its log once it is ready.
+READY_LINES = {"worker": "worker ready", "relay": "relay ready", "api": "Application startup complete"}
+# Connections waiting for an API process to accept them (while one restarts, they wait here).
+API_BACKLOG = 2048
 
 
 def say(message: str) -> None:
@@ -34,6 +49,13 @@ class Stack:
     settings: Settings
     log: Callable[[str], None] = say
     started: list[Service] = field(default_factory=list)
+    # The application processes the watcher keeps alive, and how often each was restarted.
+    apps: list[Service] = field(default_factory=list)
+    restarts: Counter[str] = field(default_factory=Counter)
+    watch_interval_s: float = 0.5
+    _api_socket: socket.socket | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
 
     @property
     def home(self) -> Path:
@@ -87,33 +109,60 @@ class Stack:
             log_path=self.logs / "kafka.log",
         )
 
-    def python_service(self, name: str, module_args: list[str], ready: Callable[[], bool]) -> Service:
+    def python_service(
+        self, name: str, module_args: list[str], ready: Callable[[], bool], pass_fds: tuple[int, ...] = ()
+    ) -> Service:
         return Service(
             name=name,
             argv=[sys.executable, *module_args],
             log_path=self.logs / f"{name}.log",
             ready=ready,
-            env=self.env(),
+            env=self.env() | {"LEDGERFLOW_PROCESS_NAME": name},
             cwd=Path.cwd(),
             ready_timeout_s=60,
+            pass_fds=pass_fds,
         )
 
     def app_services(self) -> list[Service]:
+        """Every application process, in start order: workers, relays, API processes."""
         s = self.settings
-        api_url = f"http://{s.host}:{s.api_port}/healthz"
-        return [
-            self.python_service(
-                "worker", ["-m", "worker"], ready=lambda: _log_says(self.logs / "worker.log", "worker ready")
-            ),
-            self.python_service(
-                "relay", ["-m", "relay"], ready=lambda: _log_says(self.logs / "relay.log", "relay ready")
-            ),
-            self.python_service(
-                "api",
-                ["-m", "uvicorn", "api.app:app", "--host", s.host, "--port", str(s.api_port), "--no-access-log"],
-                ready=lambda: _http_ok(api_url),
-            ),
-        ]
+        counts = {"worker": s.worker_processes, "relay": s.relay_processes, "api": s.api_processes}
+        services = []
+        for kind in APP_KINDS:
+            for n in range(1, counts[kind] + 1):
+                name = f"{kind}-{n}"
+                # Readiness from the process's own log: the API processes share one port, so
+                # an HTTP probe could not tell which of them answered.
+                ready = _log_marker(self.logs / f"{name}.log", READY_LINES[kind])
+                if kind == "api":
+                    fd = self.api_socket().fileno()
+                    services.append(self.python_service(name, ["-m", "api.serve", "--fd", str(fd)], ready, (fd,)))
+                else:
+                    services.append(self.python_service(name, ["-m", kind], ready))
+        return services
+
+    def api_socket(self) -> socket.socket:
+        """The API's listening socket, opened once by the launcher and inherited by every API
+        process.
+
+        Raises:
+            StackError: the port is taken.
+        """
+        if self._api_socket is None:
+            s = self.settings
+            sock = socket.socket(socket.AF_INET6 if ":" in s.host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((s.host, s.api_port))
+            except OSError as err:
+                sock.close()
+                raise StackError(
+                    f"port {s.api_port} for the API is not available on {s.host} ({err.strerror}): stop what "
+                    "runs there or set LEDGERFLOW_API_PORT to another port"
+                ) from None
+            sock.listen(API_BACKLOG)
+            self._api_socket = sock
+        return self._api_socket
 
     def env(self) -> dict[str, str]:
         """The addresses every process of this stack uses (also written to stack.env)."""
@@ -164,6 +213,101 @@ class Stack:
         service.wait_ready()
         self.log(f"{step} {service.name}: ready in {time.monotonic() - t0:.1f}s")
 
+    def start_apps(self, services: list[Service], step: str) -> None:
+        """Start the application processes kind by kind (all of a kind at once, then wait for
+        them), and keep them alive from then on (`watch`)."""
+        for kind in APP_KINDS:
+            group = [svc for svc in services if svc.name.rsplit("-", 1)[0] == kind]
+            t0 = time.monotonic()
+            for svc in group:
+                self.log(f"{step} {svc.name}: starting")
+                svc.start()
+                self.started.append(svc)
+                self.apps.append(svc)
+            self._write_pids()
+            for svc in group:
+                svc.wait_ready()
+            if group:
+                self.log(f"{step} {kind} x{len(group)}: ready in {time.monotonic() - t0:.1f}s")
+        self.watch()
+
+    def watch(self) -> None:
+        """Start the watcher thread that restarts application processes that die."""
+        if self._watcher is not None:
+            return
+        self._stopping.clear()
+        self._watcher = threading.Thread(target=self._watch_loop, name="launcher-watch", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=120)
+            self._watcher = None
+
+    def _watch_loop(self) -> None:
+        # Each dead process is restarted on a thread of its own: processes killed together come
+        # back together, instead of one waiting for another's start-up.
+        restarting: dict[str, threading.Thread] = {}
+        while not self._stopping.wait(self.watch_interval_s):
+            for svc in list(self.apps):
+                if self._stopping.is_set():
+                    break
+                busy = restarting.get(svc.name)
+                if busy is not None and busy.is_alive():
+                    continue
+                if not svc.alive():
+                    restarting[svc.name] = thread = threading.Thread(
+                        target=self._restart, args=(svc,), name=f"restart-{svc.name}", daemon=True
+                    )
+                    thread.start()
+        for thread in restarting.values():
+            thread.join(timeout=90)
+
+    def _restart(self, svc: Service) -> None:
+        code = svc.process.returncode if svc.process is not None else None
+        self.restarts[svc.name] += 1
+        self.note(f"{svc.name} exited with code {code}; restarting it (restart {self.restarts[svc.name]})")
+        t0 = time.monotonic()
+        try:
+            svc.start()
+            self._write_pids()
+            svc.wait_ready()
+        except StackError as err:
+            # Tried again on the next pass; a pause so a process that cannot start does not spin.
+            self.note(f"{svc.name} did not come back: {err}")
+            self._stopping.wait(2.0)
+            return
+        pid = svc.process.pid if svc.process is not None else None
+        self.note(f"{svc.name} restarted as pid {pid} in {time.monotonic() - t0:.1f}s")
+
+    def note(self, message: str) -> None:
+        """A line for the launcher's output and for `logs/launcher.log` (which outlives it)."""
+        self.log(message)
+        try:  # one short append per line: lines from two restart threads do not interleave
+            self.logs.mkdir(parents=True, exist_ok=True)
+            with open(self.logs / "launcher.log", "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+        except OSError:
+            pass
+
+    def kill_and_await_restart(self, svc: Service, timeout_s: float = 180.0) -> None:
+        """kill -9 one application process and wait until the watcher has it ready again
+        (fault injection).
+
+        Raises:
+            StackError: it was not back within the timeout.
+        """
+        old = svc.process.pid if svc.process is not None else None
+        svc.kill()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            proc = svc.process
+            if proc is not None and proc.pid != old and proc.poll() is None and svc.ready():
+                return
+            time.sleep(0.2)
+        raise StackError(f"{svc.name} was not restarted within {timeout_s:.0f}s")
+
     def start_database(self, step: str = "[1/7]") -> None:
         self.start(self.postgres(), step)
         postgres.ensure_database(host=self.settings.host, port=self.settings.pg_port, dbname=DB_NAME)
@@ -190,26 +334,34 @@ class Stack:
         (self.home / "launcher.pid").write_text(str(os.getpid()))
         try:
             kafka_service = self.kafka()  # resolves the jars first: the slow part of a cold start
-            self.start_database("[1/6]")
-            self.start(self.temporal(), "[2/6]")
-            self.start(kafka_service, "[3/6]")
+            self.start_database("[1/4]")
+            self.start(self.temporal(), "[2/4]")
+            self.start(kafka_service, "[3/4]")
             self.write_env_file()
             if with_apps:
-                for i, svc in enumerate(self.app_services(), start=4):
-                    self.start(svc, f"[{i}/6]")
+                self.start_apps(self.app_services(), "[4/4]")
         except BaseException:
             self.down()
             raise
 
     def down(self) -> None:
-        """Stop what this launcher started, newest first."""
+        """Stop what this launcher started, newest first (the watcher first, so it restarts
+        nothing on the way down)."""
+        self.stop_watching()
         for service in reversed(self.started):
             if service.alive():
                 self.log(f"stopping {service.name}")
             service.stop()
         self.started.clear()
+        self.apps.clear()
+        self.close_api_socket()
         for name in ("pids.json", "launcher.pid"):
             (self.home / name).unlink(missing_ok=True)
+
+    def close_api_socket(self) -> None:
+        if self._api_socket is not None:
+            self._api_socket.close()
+            self._api_socket = None
 
     def write_env_file(self) -> Path:
         path = self.home / "stack.env"
@@ -235,12 +387,8 @@ class Stack:
         }
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+def _log_marker(path: Path, marker: str) -> Callable[[], bool]:
+    return lambda: _log_says(path, marker)
 
 
 def _log_says(path: Path, marker: str) -> bool:

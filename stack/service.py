@@ -40,6 +40,8 @@ class Service:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 20.0
+    # Descriptors the child inherits (the API processes' shared listening socket).
+    pass_fds: tuple[int, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -60,6 +62,7 @@ class Service:
             env=env,
             cwd=self.cwd,
             start_new_session=True,
+            pass_fds=self.pass_fds,
             **as_user(self.user),
         )
         log.close()

@@ -82,5 +82,8 @@ def test_outage_errors_are_told_apart_from_bugs() -> None:
     assert unavailable_part(RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b"")) == "temporal"
     # The server's own wait for an update ran out (seen in the chaos run while Temporal restarted).
     assert unavailable_part(WorkflowUpdateRPCTimeoutOrCancelledError()) == "temporal"
+    # A connection Temporal dropped mid-call (the chaos run, many-process stack, Temporal restart).
+    assert unavailable_part(RPCError("transport error", RPCStatusCode.UNKNOWN, b"")) == "temporal"
+    assert unavailable_part(RPCError("something else", RPCStatusCode.UNKNOWN, b"")) is None
     assert unavailable_part(RPCError("bad", RPCStatusCode.INVALID_ARGUMENT, b"")) is None
     assert unavailable_part(ValueError("a bug")) is None

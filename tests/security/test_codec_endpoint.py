@@ -17,6 +17,7 @@ from config.settings import TEMPORAL_UI_CODEC_PATH
 from portal.sessions import SessionStore
 from portal.web import STAFF as STAFF_PORTAL
 from security.codec import ENCODING, KEY_ID_METADATA
+from security.sealed import load_sealer
 from tests.api.conftest import bearer
 from tests.security.conftest import ACTIVE_KEY_ID, SecApi
 from tests.security.helpers import new_customer, start_transfer
@@ -99,7 +100,7 @@ def portal_sessions(sec: SecApi) -> Iterator[SessionStore]:
     state = sec.app.state
     store = getattr(state, "portal_sessions", None)
     if store is None:
-        store = state.portal_sessions = SessionStore()
+        store = state.portal_sessions = SessionStore(sec.runtime.engine, load_sealer(sec.runtime.settings))
     yield store
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -27,7 +28,9 @@ def client(
 
 
 def test_health_ready_metrics(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz")
+    # It names the process that answered (several API processes share one port).
+    assert health.json() == {"status": "ok", "process": health.headers["X-Ledgerflow-Process"], "pid": os.getpid()}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
     parts = ready.json()["parts"]

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.common.v1 import Payload
 
 from api import metrics
+from api.contract import declare
 from api.deps import RuntimeDep, StaffPrincipal, current_staff, reject_foreign_token, staff_scheme
 from api.problems import Problem
 from api.runtime import Runtime
@@ -139,11 +140,13 @@ async def _run(request: Request, runtime: Runtime, body: CodecPayloads, operatio
 
 
 @router.post("/decode", response_model=CodecPayloads, summary="Decrypt payloads for the Temporal Web UI")
+@declare("unauthorized", "origin_not_allowed", "invalid_payload", "undecodable_payload")
 async def decode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(request, runtime, body, "decode")
 
 
 @router.post("/encode", response_model=CodecPayloads, summary="Encrypt payloads for the Temporal Web UI")
+@declare("unauthorized", "origin_not_allowed", "invalid_payload", "undecodable_payload")
 async def encode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(request, runtime, body, "encode")
 
@@ -159,6 +162,7 @@ _PREFLIGHT: Final[dict[str, object]] = {
 
 @router.api_route("/decode", **_PREFLIGHT)  # type: ignore[arg-type]
 @router.api_route("/encode", **_PREFLIGHT)  # type: ignore[arg-type]
+@declare("cors_origin_not_allowed")
 def preflight(request: Request, runtime: RuntimeDep) -> Response:
     """Browsers send no credentials on a preflight: it is answered for the UI's origin only.
 

@@ -88,7 +88,6 @@ CODES: Final[dict[str, Code]] = {
     "unsupported_currency": Code(422, "A currency this ledger does not keep."),
     "unsupported_pair": Code(422, "No rate is quoted for this currency pair."),
     "invalid_rate": Code(422, "An FX rate that is not a positive decimal."),
-    "quote_unavailable": Code(422, "No firm FX quote could be had for the transfer."),
     "invalid_cursor": Code(422, "The cursor is not one this list handed out."),
     "idempotency_key_reused": Code(422, "The Idempotency-Key was used before with a different request."),
     "invalid_otp": Code(422, "The code is not correct (`attempts_left` says how many tries remain)."),
@@ -291,7 +290,9 @@ def _resolve(node: ast.expr, scope: dict[str, Any]) -> Any:
     return None
 
 
-def raised_codes(fn: Callable[..., Any], _seen: set[Any] | None = None) -> set[str]:
+def raised_codes(
+    fn: Callable[..., Any], _seen: set[Any] | None = None, packages: tuple[str, ...] = _PACKAGES
+) -> set[str]:
     """Problem codes that `fn`, and the functions of the api package it calls, raise literally:
     `Problem(status, "code", ...)`, `problem_response(status, "code", ...)`, `refusal("code")`,
     `not_found(what, "code")`. Codes that travel inside domain errors (ledger_errors(),
@@ -300,7 +301,7 @@ def raised_codes(fn: Callable[..., Any], _seen: set[Any] | None = None) -> set[s
     if getattr(fn, _TRANSLATOR, False):
         return set()
     fn = inspect.unwrap(fn)
-    if fn in seen or not inspect.isfunction(fn) or not fn.__module__.startswith(_PACKAGES):
+    if fn in seen or not inspect.isfunction(fn) or not fn.__module__.startswith(packages):
         return set()
     seen.add(fn)
     try:
@@ -326,14 +327,14 @@ def raised_codes(fn: Callable[..., Any], _seen: set[Any] | None = None) -> set[s
             found.add(code)
         target = _resolve(node.func, scope)
         if inspect.isfunction(target):
-            found |= raised_codes(target, seen)
+            found |= raised_codes(target, seen, packages)
     return found
 
 
-def route_raised_codes(route: Route) -> set[str]:
-    """The literal codes of a route's endpoint and of its dependencies."""
+def route_raised_codes(route: Route, packages: tuple[str, ...] = _PACKAGES) -> set[str]:
+    """The literal codes of a route's endpoint and of its dependencies (functions of `packages`)."""
     seen: set[Any] = set()
-    found = raised_codes(route.endpoint, seen)
+    found = raised_codes(route.endpoint, seen, packages)
     for call in dependency_calls(route):
-        found |= raised_codes(call, seen)
+        found |= raised_codes(call, seen, packages)
     return found

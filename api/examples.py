@@ -166,6 +166,9 @@ def _string(schema: dict[str, Any]) -> str:
     if fmt == "email":
         return "ada@example.com"
     pattern = schema.get("pattern")
+    literal = re.fullmatch(r"\^([A-Za-z0-9_.-]+)\$", pattern or "")
+    if literal is not None:
+        return literal.group(1)
     low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", 64))
     for candidate in _STRING_CANDIDATES:
         if low <= len(candidate) <= high and (pattern is None or re.search(pattern, candidate)):

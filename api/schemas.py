@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API (pydantic), separate from storage rows.
 
-Field names and shapes follow the contract (API.md). Money is `amount_minor` (int) plus a
+Field names and shapes follow the contract (docs/api.md). Money is `amount_minor` (int) plus a
 currency code; FX rates are decimal strings; ids are UUIDs; times are RFC 3339 UTC.
 """
 

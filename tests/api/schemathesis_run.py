@@ -25,6 +25,8 @@ EXCLUDED_PATHS = r"/auth/token$|/auth/logout$|^/readyz$"
 # `schema_valid_is_well_formed` (tests/api/schemathesis_hooks.py) still refuses a
 # validation_error for one.
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]
+# The operations of the money flow's links (see the `links` of api/routes/*.py declarations).
+FLOW_PATHS = r"^/v1/accounts|^/v1/transfers|^/ops/v1/deposits$|^/ops/v1/transfers|^/ops/v1/reversals"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,6 +124,17 @@ class Result:
     def report(self) -> str:
         return "\n\n".join(f"=== {p.name}: exit {p.returncode}\n{p.output[-20000:]}" for p in self.passes)
 
+    def summary(self) -> str:
+        """Cases per pass and phase, from the runs' JSON reports."""
+        lines = []
+        for p in self.passes:
+            cases = p.report.get("test_cases", {})
+            phases = p.report.get("phases", {})
+            statuses = {k: v.get("status") for k, v in phases.items()} if isinstance(phases, dict) else {}
+            generated = cases.get("generated") if isinstance(cases, dict) else None
+            lines.append(f"{p.name}: {generated} cases, phases {statuses}, {p.report.get('running_time', 0):.0f} s")
+        return "\n".join(lines)
+
 
 def run_pass(
     name: str,
@@ -170,15 +183,42 @@ def run_pass(
     if include_path_regex:
         args += ["--include-path-regex", include_path_regex]
     env = dict(os.environ, PYTHONPATH=str(ROOT), SCHEMATHESIS_HOOKS="tests.api.schemathesis_hooks")
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800, check=False)
     report_path = workdir / f"report-{name}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return Pass(name, done.returncode, done.stdout + done.stderr, report)
 
 
-def run_all(base_url: str, tokens: dict[str, str], *, workdir: Path, max_examples: int, stateful_steps: int) -> Result:
+@dataclass(frozen=True)
+class Bounds:
+    """How much each pass generates. CI keeps them small; `make contract` raises them."""
+
+    max_examples: int
+    stateful_examples: int
+    stateful_steps: int
+    role_max_examples: int
+    # Methods the coverage phase tries on every path to see a 405 with a right Allow (None: all).
+    unexpected_methods: tuple[str, ...] | None
+
+
+CI = Bounds(
+    max_examples=3,
+    stateful_examples=15,
+    stateful_steps=10,
+    role_max_examples=2,
+    unexpected_methods=("OPTIONS", "DELETE"),
+)
+LONG = Bounds(max_examples=50, stateful_examples=100, stateful_steps=20, role_max_examples=20, unexpected_methods=None)
+
+
+def bounds_from_env() -> Bounds:
+    """CI, or LONG when LEDGERFLOW_CONTRACT_LONG=1 (`make contract`)."""
+    return LONG if os.environ.get("LEDGERFLOW_CONTRACT_LONG") == "1" else CI
+
+
+def run_all(base_url: str, tokens: dict[str, str], *, workdir: Path, bounds: Bounds) -> Result:
     """Both realms with the customer and the admin (every operation, every phase), then the
-    staff realm once with each other role (what each may not do must be a documented 403)."""
+    staff realm with each other role (what a role may not do must be a documented 403)."""
     workdir.mkdir(parents=True, exist_ok=True)
     passes = [
         run_pass(
@@ -187,10 +227,31 @@ def run_all(base_url: str, tokens: dict[str, str], *, workdir: Path, max_example
             tokens["customer"],
             tokens["admin"],
             workdir=workdir,
-            max_examples=max_examples,
-            stateful_steps=stateful_steps,
+            max_examples=bounds.max_examples,
+            stateful_steps=bounds.stateful_steps,
+            stateful_examples=bounds.stateful_examples,
+            unexpected_methods=bounds.unexpected_methods,
         )
     ]
+    # The money flow on its own, so a short run surely walks its links: accounts -> deposit /
+    # transfer -> OTP -> read (and cancel, review, reversal from there).
+    passes.append(
+        run_pass(
+            "money-flow",
+            base_url,
+            tokens["customer"],
+            tokens["admin"],
+            workdir=workdir,
+            max_examples=bounds.max_examples,
+            stateful_steps=bounds.stateful_steps,
+            stateful_examples=bounds.stateful_examples,
+            phases="stateful",
+            include_path_regex=FLOW_PATHS,
+        )
+    )
+    # The coverage phase's cases do not depend on the token (it enumerates boundaries), so the
+    # role passes run it only in the long form.
+    role_phases = "examples,fuzzing,stateful" if bounds is CI else "examples,coverage,fuzzing,stateful"
     for role in ROLES[:-1]:
         passes.append(
             run_pass(
@@ -199,8 +260,11 @@ def run_all(base_url: str, tokens: dict[str, str], *, workdir: Path, max_example
                 tokens["customer"],
                 tokens[role],
                 workdir=workdir,
-                max_examples=max(1, max_examples // 2),
-                stateful_steps=stateful_steps,
+                max_examples=bounds.role_max_examples,
+                stateful_steps=bounds.stateful_steps,
+                stateful_examples=max(3, bounds.stateful_examples // 5),
+                unexpected_methods=bounds.unexpected_methods,
+                phases=role_phases,
                 include_path_regex="^/ops/",
             )
         )

@@ -1,5 +1,5 @@
 """The short chaos form CI runs: a few hundred transfers over HTTP, each fault once and the
-process kills together, then every invariant of DESIGN.md checked on the drained system.
+process kills together, then every invariant of docs/design.md checked on the drained system.
 
 The full form (10,000 transfers) is `make chaos`; its last result is in the README.
 """

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck audit bench chaos screenshots down clean system-deps
+.PHONY: setup run test test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
@@ -43,6 +43,10 @@ typecheck: setup
 
 bench: setup
 	@$(PY) -m bench
+
+## The long schemathesis run (every phase, both realms, every staff role; many more cases than CI).
+contract: setup
+	@LEDGERFLOW_CONTRACT_LONG=1 $(PY) -m pytest -s -p no:cacheprovider tests/api/test_schemathesis.py
 
 ## Refresh docs/screenshots/ from a throwaway stack driven in headless Chromium.
 screenshots: setup

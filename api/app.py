@@ -8,21 +8,19 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 import portal
-from api import idempotency, problems, readiness
+from api import idempotency, openapi, problems, readiness
 from api.bodylimit import BodySizeLimit
+from api.contract import declare
 from api.metrics import LATENCY, REQUESTS
 from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS, ops_codec, ops_reconciliation
 from api.runtime import Runtime
-from api.schemas import ProblemDoc
 from config.settings import TEMPORAL_UI_CODEC_PATH
 
 log = logging.getLogger("ledgerflow.api")
@@ -48,34 +46,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("idempotency purge skipped: %s", type(err).__name__)
     yield
     runtime.close()
-
-
-def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """OpenAPI where every error response is documented as application/problem+json (what the
-    API really sends), instead of FastAPI's default 422 HTTPValidationError shape."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = ProblemDoc.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                if not isinstance(operation, dict) or "responses" not in operation:
-                    continue
-                responses = operation["responses"]
-                for status, response in list(responses.items()):
-                    if status.isdigit() and int(status) >= 400:
-                        response["content"] = problem
-                responses.setdefault("default", {"description": "Problem (RFC 9457)", "content": problem})
-        app.openapi_schema = schema
-        return schema
-
-    return openapi
 
 
 def create_app() -> FastAPI:
@@ -119,6 +89,7 @@ def create_app() -> FastAPI:
         return {"status": "ok", "process": PROCESS_NAME, "pid": os.getpid()}
 
     @app.get("/readyz", tags=["service"])
+    @declare("not_ready")
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         parts = await asyncio.gather(
@@ -148,7 +119,7 @@ def create_app() -> FastAPI:
     # The two HTML portals (/portal/ and /ops/), on top of the same API.
     portal.install(app)
 
-    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = openapi.builder(app)  # type: ignore[method-assign]
     return app
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from api.contract import translator
 from api.problems import Problem
 from fx.rates import UnsupportedPair
 from ledger.errors import LedgerError
@@ -46,6 +47,7 @@ def refusal(code: str, detail: str | None = None) -> Problem:
     return Problem(status, code, _TITLES.get(status, "Request refused"), detail or code.replace("_", " "))
 
 
+@translator
 def from_ledger(err: LedgerError) -> Problem:
     """The problem for a ledger error; messages name ids only, never SQL."""
     if err.code not in _STATUS:
@@ -54,6 +56,7 @@ def from_ledger(err: LedgerError) -> Problem:
     return refusal(err.code, str(err))
 
 
+@translator
 @contextmanager
 def ledger_errors() -> Iterator[None]:
     """Turn ledger (and FX) refusals raised in the block into problems."""
@@ -63,4 +66,3 @@ def ledger_errors() -> Iterator[None]:
         raise from_ledger(err) from err
     except UnsupportedPair as err:
         raise refusal("unsupported_pair", str(err)) from err
-

@@ -9,6 +9,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.unavailable import unavailable_part
@@ -58,7 +59,7 @@ def not_found(what: str = "resource", code: str = "not_found") -> Problem:
 
 
 _STATUS_CODES: Final = {
-    400: "bad_request",
+    400: "malformed_body",  # the only 400 Starlette raises: a body that cannot be parsed
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -104,11 +105,27 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the one route it tried; a path may have
+            # several routes (GET and POST /v1/transfers): RFC 9110 wants all of them.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return unexpected_error_response(request, exc)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path, sorted."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(route.methods or ())
+    return sorted(methods)
 
 
 def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:

@@ -1,25 +1,67 @@
 """Request and response bodies of the HTTP API (pydantic), separate from storage rows.
 
-Field names and shapes follow the contract (API.md). Money is `amount_minor` (int) plus a
+Field names and shapes follow the contract (docs/api.md). Money is `amount_minor` (int) plus a
 currency code; FX rates are decimal strings; ids are UUIDs; times are RFC 3339 UTC.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator
 
 T = TypeVar("T")
 
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+# RFC 3339 date-time, as the OpenAPI's `format: date-time` promises: seconds and an offset
+# required. Pydantic alone would also take "0.5" (a Unix time) or a naive time.
+_RFC3339: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _instant_text(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-03T10:15:30Z")
+    return value
+
+
+def _instant_or_date_text(value: Any) -> Any:
+    if isinstance(value, str) and not (_RFC3339.match(value) or _DATE.match(value)):
+        raise ValueError("must be an RFC 3339 date-time with an offset, or a date (YYYY-MM-DD, UTC)")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_instant_text)]
+InstantOrDate = Annotated[
+    datetime,
+    BeforeValidator(_instant_or_date_text),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}),
+]
+
+# The pattern spells its whitespace out: `\s` means different sets in ECMA (the OpenAPI's
+# reading), Python and Rust (pydantic's), and a client generator must accept exactly what we do.
+# One trailing newline is dropped first: Python's `$` matches before it, so a generator in
+# Python produces "a@b\n" from this very pattern.
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=254, pattern=r"^[^@ \t\n\r\x0b\x0c\x00]+@[^@ \t\n\r\x0b\x0c\x00]+$"),
+    BeforeValidator(lambda v: v[:-1] if isinstance(v, str) and v.endswith("\n") else v),
+]
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 CurrencyCode = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"])]
 # Strict: 10.0 or "10" is refused (a float never becomes money). The problem handler turns a
 # failure on this field into the contract's `invalid_amount` instead of `validation_error`.
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, examples=[1000])]
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's `integer` includes 168.0; a count that is not money takes it (money never
+    does: `AmountMinor` refuses every float)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 Role = Literal["operator", "approver", "auditor", "admin"]
 AccountStatus = Literal["active", "frozen", "closed"]
 TransferStatus = Literal[
@@ -27,10 +69,18 @@ TransferStatus = Literal[
 ]
 
 
+def _no_nul_in_strings(schema: dict[str, Any]) -> None:
+    """Say in the schema what `_storable_text` enforces: no string field may hold NUL."""
+    for prop in schema.get("properties", {}).values():
+        for option in [prop, *prop.get("anyOf", [])]:
+            if option.get("type") == "string" and "pattern" not in option and "format" not in option:
+                option["pattern"] = "^[^\\x00]*$"
+
+
 class Body(BaseModel):
     """Request bodies refuse unknown fields: a typo must not be silently ignored on money."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_nul_in_strings)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -264,7 +314,7 @@ class Quote(BaseModel):
 
 class FxRateIn(Body):
     rate: Annotated[str, Field(max_length=40, pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["0.9182"])]
-    spread_bps: Annotated[StrictInt, Field(ge=0, le=9999)]
+    spread_bps: Annotated[StrictInt, Field(ge=0, le=9999), BeforeValidator(_json_integer)]
 
 
 class FxRate(BaseModel):

@@ -340,7 +340,7 @@ def run(
     hot_per_poster: int = 150,
     pgbench_duration_s: int = 10,
 ) -> list[dict[str, Any]]:
-    """Measure; returns the result dicts of bench/results (see DESIGN.md). Raises
+    """Measure; returns the result dicts of bench/results (see docs/design.md). Raises
     RuntimeError if any run broke an invariant (overdraft, projection, balance)."""
     floor = pgbench_tpcb(db_url, pg_bin_dir, pg_host, pg_port, duration_s=pgbench_duration_s)
     name = f"ledger_bench_{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,7 @@
 """Typed domain errors of the ledger.
 
 Every error carries a stable `code` (the machine-readable string the API puts in its RFC 9457
-problem documents; where API.md names a code, the same string is used here) and the ids
+problem documents; where docs/api.md names a code, the same string is used here) and the ids
 that let a caller explain the failure without parsing the message.
 """
 

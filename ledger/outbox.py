@@ -31,7 +31,7 @@ class Topic(StrEnum):
     OPS = "ledgerflow.ops"
 
 
-# Every event type of API.md "Events on Kafka", and its topic.
+# Every event type of docs/api.md "Events on Kafka", and its topic.
 EVENT_TOPICS: Final[dict[str, Topic]] = {
     "transfer.initiated": Topic.TRANSFERS,
     "transfer.posted": Topic.TRANSFERS,

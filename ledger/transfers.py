@@ -62,7 +62,7 @@ class TransferStatus(StrEnum):
 
 
 S = TransferStatus
-# The status graph of API.md: what each status may become.
+# The status graph of docs/api.md: what each status may become.
 TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     S.PENDING_OTP: frozenset({S.PROCESSING, S.IN_REVIEW, S.FAILED, S.CANCELLED, S.EXPIRED}),
     S.IN_REVIEW: frozenset({S.PROCESSING, S.REJECTED, S.FAILED, S.CANCELLED, S.EXPIRED}),

@@ -28,7 +28,7 @@ MAX_SUMMARY_CHARS: Final = 200
 
 
 def run_path(run_id: UUID | str) -> str:
-    """The run in the staff API (API.md: GET /ops/v1/reconciliation/runs/{id})."""
+    """The run in the staff API (docs/api.md: GET /ops/v1/reconciliation/runs/{id})."""
     return f"/ops/v1/reconciliation/runs/{run_id}"
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
 from api import audit, schemas, views
+from api.contract import declare
 from api.deps import CurrentCustomer, CustomerPrincipal, EngineDep, LedgerDep, record_foreign_access
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -38,6 +38,30 @@ def owned_account(ledger: Ledger, customer: CustomerPrincipal, account_id: UUID)
 
 
 @router.post("/accounts", status_code=201, response_model=schemas.Account)
+@declare(
+    "unsupported_currency",
+    etag=True,
+    location=True,
+    links={
+        "GetAccount": {"target": "GET /v1/accounts/{account_id}", "parameters": {"account_id": "$response.body#/id"}},
+        "GetBalance": {
+            "target": "GET /v1/accounts/{account_id}/balance",
+            "parameters": {"account_id": "$response.body#/id"},
+        },
+        "ListEntries": {
+            "target": "GET /v1/accounts/{account_id}/entries",
+            "parameters": {"account_id": "$response.body#/id"},
+        },
+        "Deposit": {
+            "target": "POST /ops/v1/deposits",
+            "requestBody": {"account_id": "$response.body#/id", "currency": "$response.body#/currency"},
+        },
+        "OpsGetAccount": {
+            "target": "GET /ops/v1/accounts/{account_id}",
+            "parameters": {"account_id": "$response.body#/id"},
+        },
+    },
+)
 def open_account(
     body: schemas.AccountIn, customer: CurrentCustomer, ledger: LedgerDep, engine: EngineDep, response: Response
 ) -> schemas.Account:
@@ -63,6 +87,20 @@ def open_account(
 
 
 @router.get("/accounts", response_model=schemas.Page[schemas.Account])
+@declare(
+    links={
+        "Transfer": {
+            "target": "POST /v1/transfers",
+            "requestBody": {
+                "source_account_id": "$response.body#/items/0/id",
+                "destination_account_id": "$response.body#/items/1/id",
+                "currency": "$response.body#/items/0/currency",
+                # Small enough for any funded account, so the chain goes on to the OTP.
+                "amount_minor": 100,
+            },
+        }
+    }
+)
 def list_accounts(customer: CurrentCustomer, ledger: LedgerDep) -> schemas.Page[schemas.Account]:
     # A customer has a handful of accounts: one page holds them all.
     with ledger_errors():
@@ -71,6 +109,7 @@ def list_accounts(customer: CurrentCustomer, ledger: LedgerDep) -> schemas.Page[
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.Account)
+@declare("account_not_found", etag=True)
 def get_account(account_id: UUID, customer: CurrentCustomer, ledger: LedgerDep, response: Response) -> schemas.Account:
     account = owned_account(ledger, customer, account_id)
     with ledger_errors():
@@ -80,11 +119,12 @@ def get_account(account_id: UUID, customer: CurrentCustomer, ledger: LedgerDep, 
 
 
 @router.get("/accounts/{account_id}/balance", response_model=schemas.Balance)
+@declare("account_not_found")
 def get_balance(
     account_id: UUID,
     customer: CurrentCustomer,
     ledger: LedgerDep,
-    as_of: Annotated[datetime | None, Query(description="RFC 3339 instant; default now")] = None,
+    as_of: Annotated[schemas.Instant | None, Query(description="RFC 3339 instant; default now")] = None,
 ) -> schemas.Balance:
     owned_account(ledger, customer, account_id)
     with ledger_errors():
@@ -92,6 +132,7 @@ def get_balance(
 
 
 @router.get("/accounts/{account_id}/entries", response_model=schemas.Page[schemas.Entry])
+@declare("account_not_found")
 def list_entries(
     account_id: UUID,
     customer: CurrentCustomer,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import login as login_mod
 from api import schemas, security
+from api.contract import declare
 from api.deps import DbConn, EngineDep, EnrollingCustomer, RuntimeDep, customer_scheme, reject_foreign_token
 from api.problems import Problem
 from ledger.ids import uuid7
@@ -19,6 +20,15 @@ router = APIRouter(tags=["customer: auth"])
 
 
 @router.post("/signup", status_code=201, response_model=schemas.Customer, dependencies=[Depends(reject_foreign_token)])
+@declare(
+    "email_taken",
+    links={
+        "OpsGetCustomer": {
+            "target": "GET /ops/v1/customers/{customer_id}",
+            "parameters": {"customer_id": "$response.body#/customer_id"},
+        }
+    },
+)
 def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
     customer_id = uuid7()
     try:
@@ -41,6 +51,7 @@ def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
 
 
 @router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])
+@declare("invalid_credentials", "mfa_required", "too_many_attempts")
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import schemas, views
+from api.contract import declare
 from api.deps import CurrentCustomer, RuntimeDep
 from api.errors import ledger_errors, refusal
 from fx.quotes import indicative_quote
@@ -19,6 +20,7 @@ router = APIRouter(tags=["customer: fx"])
 
 
 @router.get("/fx/quote", response_model=schemas.Quote)
+@declare("unsupported_pair", "invalid_amount")
 def quote(
     customer: CurrentCustomer,
     runtime: RuntimeDep,

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from api import pagination, schemas
+from api.contract import declare
 from api.deps import CurrentCustomer, DbConn, EngineDep, RuntimeDep, record_foreign_access
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import not_found
@@ -52,6 +53,14 @@ def _notification(sealer: SealsText, row: Any) -> schemas.Notification:
 
 
 @router.get("/notifications", response_model=schemas.Page[schemas.Notification])
+@declare(
+    links={
+        "GetNotification": {
+            "target": "GET /v1/notifications/{notification_id}",
+            "parameters": {"notification_id": "$response.body#/items/0/id"},
+        }
+    }
+)
 def list_notifications(
     customer: CurrentCustomer, conn: DbConn, runtime: RuntimeDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> schemas.Page[schemas.Notification]:
@@ -72,6 +81,7 @@ def list_notifications(
 
 
 @router.get("/notifications/{notification_id}", response_model=schemas.Notification)
+@declare("notification_not_found")
 def get_notification(
     notification_id: UUID, customer: CurrentCustomer, conn: DbConn, engine: EngineDep, runtime: RuntimeDep
 ) -> schemas.Notification:

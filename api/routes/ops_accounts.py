@@ -13,6 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request, Response
 
 from api import audit, schemas, views
+from api.contract import declare
 from api.deps import AnyStaff, EngineDep, LedgerDep, Operator, client_ip
 from api.errors import ledger_errors, refusal
 from api.problems import Problem
@@ -40,6 +41,16 @@ def _expected_version(if_match: str | None) -> int:
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.Account)
+@declare(
+    "account_not_found",
+    etag=True,
+    links={
+        "PatchAccount": {
+            "target": "PATCH /ops/v1/accounts/{account_id}",
+            "parameters": {"account_id": "$response.body#/id", "header.If-Match": "$response.header.ETag"},
+        }
+    },
+)
 def get_account(account_id: UUID, staff: AnyStaff, ledger: LedgerDep, response: Response) -> schemas.Account:
     try:
         account = ledger.get_account(account_id)
@@ -52,6 +63,7 @@ def get_account(account_id: UUID, staff: AnyStaff, ledger: LedgerDep, response: 
 
 
 @router.patch("/accounts/{account_id}", response_model=schemas.Account)
+@declare("account_not_found", "illegal_transition", etag=True)
 def patch_account(
     account_id: UUID,
     body: schemas.AccountPatch,

@@ -9,12 +9,14 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api import login as login_mod
 from api import schemas, security
+from api.contract import declare
 from api.deps import EngineDep, EnrollingStaff, RuntimeDep, reject_foreign_token, staff_scheme
 
 router = APIRouter(tags=["ops: auth"])
 
 
 @router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])
+@declare("invalid_credentials", "mfa_required", "too_many_attempts")
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,

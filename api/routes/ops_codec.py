@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.common.v1 import Payload
 
 from api import metrics
+from api.contract import declare
 from api.deps import RuntimeDep, StaffPrincipal, current_staff, staff_scheme
 from api.problems import Problem
 from api.runtime import Runtime
@@ -93,10 +94,12 @@ async def _run(runtime: Runtime, body: CodecPayloads, operation: str) -> JSONRes
 
 
 @router.post("/decode", response_model=CodecPayloads, summary="Decrypt payloads for the Temporal Web UI")
+@declare("unauthorized", "invalid_payload", "undecodable_payload")
 async def decode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(runtime, body, "decode")
 
 
 @router.post("/encode", response_model=CodecPayloads, summary="Encrypt payloads for the Temporal Web UI")
+@declare("unauthorized", "invalid_payload", "undecodable_payload")
 async def encode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(runtime, body, "encode")

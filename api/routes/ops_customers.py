@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from api import pagination, schemas, views
+from api.contract import declare
 from api.deps import AnyStaff, DbConn, LedgerDep
 from api.errors import ledger_errors
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -54,6 +55,7 @@ def list_customers(
 
 
 @router.get("/customers/{customer_id}", response_model=schemas.CustomerDetail)
+@declare("customer_not_found")
 def get_customer(customer_id: UUID, staff: AnyStaff, conn: DbConn, ledger: LedgerDep) -> schemas.CustomerDetail:
     row = conn.execute(
         text("SELECT id, email, full_name, created_at FROM customers WHERE id = :id"), {"id": customer_id}

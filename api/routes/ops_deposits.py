@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import audit, idempotency, metrics, schemas
+from api.contract import declare
 from api.deps import IdempotencyKey, Operator, RuntimeDep, client_ip
 from api.errors import ledger_errors, refusal
 from api.runtime import Runtime
@@ -67,6 +68,23 @@ def _deposit(runtime: Runtime, body: schemas.DepositIn, deposit_id: UUID, actor:
 
 
 @router.post("/deposits", status_code=201, response_model=schemas.Deposit, summary="Deposit (Idempotency-Key required)")
+@declare(
+    "account_not_found",
+    "currency_mismatch",
+    "account_frozen",
+    "account_closed",
+    "account_not_active",
+    links={
+        "Transfer": {
+            "target": "POST /v1/transfers",
+            "requestBody": {"source_account_id": "$response.body#/account_id", "currency": "$response.body#/currency"},
+        },
+        "GetBalance": {
+            "target": "GET /v1/accounts/{account_id}/balance",
+            "parameters": {"account_id": "$response.body#/account_id"},
+        },
+    },
+)
 async def create_deposit(
     body: schemas.DepositIn, staff: Operator, key: IdempotencyKey, request: Request, runtime: RuntimeDep
 ) -> Response:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from api import audit, schemas, views
+from api.contract import declare
 from api.deps import Admin, AnyStaff, DbConn, EngineDep, client_ip
 from api.errors import from_ledger, refusal
 from fx import rates as fx_rates
@@ -36,6 +37,7 @@ def list_rates(staff: AnyStaff, conn: DbConn) -> schemas.Page[schemas.FxRate]:
 
 
 @router.get("/fx/rates/{base}/{quote}", response_model=schemas.FxRate)
+@declare("unsupported_pair")
 def get_rate(staff: AnyStaff, conn: DbConn, base: CurrencyPath, quote: CurrencyPath) -> schemas.FxRate:
     try:
         return _view(fx_rates.get_rate(conn, base, quote))
@@ -44,6 +46,7 @@ def get_rate(staff: AnyStaff, conn: DbConn, base: CurrencyPath, quote: CurrencyP
 
 
 @router.put("/fx/rates/{base}/{quote}", response_model=schemas.FxRate)
+@declare("unsupported_pair", "invalid_rate", "unsupported_currency")
 def put_rate(
     body: schemas.FxRateIn,
     admin: Admin,

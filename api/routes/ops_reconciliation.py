@@ -30,11 +30,13 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api import audit, idempotency
+from api.contract import declare, translator
 from api.deps import AnyStaff, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import from_ledger
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
 from api.runtime import Runtime
+from api.schemas import InstantOrDate
 from ledger.db import Conn, connection
 from ledger.errors import LedgerError
 from ledger.ids import uuid7
@@ -64,11 +66,13 @@ _STATUS: Final = {
 _TITLES: Final = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Request refused"}
 
 
+@translator
 def problem_of(err: ReconError) -> Problem:
     status = _STATUS.get(err.code, 422)
     return Problem(status, err.code, _TITLES.get(status, "Request refused"), str(err), **err.extra())
 
 
+@translator
 @contextmanager
 def recon_errors() -> Iterator[None]:
     """Recon and ledger refusals raised in the block as problems."""
@@ -185,6 +189,12 @@ def _record_run(runtime: Runtime, run_id: UUID, staff: StaffPrincipal, ip: str) 
 
 
 @router.post("/reconciliation/runs", status_code=202, response_model=RunStarted)
+@declare(
+    location=True,
+    links={
+        "GetRun": {"target": "GET /ops/v1/reconciliation/runs/{run_id}", "parameters": {"run_id": "$response.body#/id"}}
+    },
+)
 async def start_run(
     staff: Operator, runtime: RuntimeDep, request: Request, key: OptionalIdempotencyKey = None
 ) -> Response:
@@ -226,6 +236,7 @@ def list_runs(staff: AnyStaff, runtime: RuntimeDep, limit: Limit = DEFAULT_LIMIT
 
 
 @router.get("/reconciliation/runs/{run_id}", response_model=RunOut)
+@declare("reconciliation_run_not_found")
 def get_run(run_id: UUID, staff: AnyStaff, runtime: RuntimeDep) -> RunOut:
     with recon_errors(), connection(runtime.engine) as conn:
         return _run_out(runtime, runs.get_run(conn, run_id))
@@ -302,6 +313,17 @@ def _import(
     openapi_extra=_CSV_BODY,
     summary="Import a bank statement (CSV body); the same file again answers 200 with the first report",
 )
+@declare(
+    "invalid_statement",
+    "not_a_settlement_account",
+    "account_not_found",
+    links={
+        "GetImport": {
+            "target": "GET /ops/v1/reconciliation/statements/{import_id}",
+            "parameters": {"import_id": "$response.body#/id"},
+        }
+    },
+)
 async def import_statement(
     staff: Operator,
     runtime: RuntimeDep,
@@ -323,6 +345,7 @@ async def import_statement(
 
 
 @router.get(STATEMENTS_PATH + "/{import_id}", response_model=StatementImport)
+@declare("statement_not_found")
 def get_statement_import(import_id: UUID, staff: AnyStaff, runtime: RuntimeDep) -> StatementImport:
     with recon_errors(), connection(runtime.engine) as conn:
         return StatementImport(**statements.get_import(conn, import_id), replayed=True)
@@ -343,12 +366,13 @@ def _utc(at: datetime) -> datetime:
     responses={200: {"description": "The statement as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}},
     summary="Account statement for [from, to) as CSV, with opening and closing balances",
 )
+@declare("invalid_period", "account_not_found")
 def statement_csv(
     account_id: UUID,
     staff: AnyStaff,
     runtime: RuntimeDep,
-    start: Annotated[datetime, Query(alias="from", description="Start (inclusive), RFC 3339 or a date (UTC)")],
-    end: Annotated[datetime | None, Query(alias="to", description="End (exclusive); default now")] = None,
+    start: Annotated[InstantOrDate, Query(alias="from", description="Start (inclusive), RFC 3339 or a date (UTC)")],
+    end: Annotated[InstantOrDate | None, Query(alias="to", description="End (exclusive); default now")] = None,
 ) -> Response:
     start_utc = _utc(start)
     end_utc = _utc(end) if end is not None else datetime.now(UTC)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import audit, schemas
+from api.contract import declare
 from api.deps import AnyStaff, Approver, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
@@ -139,6 +140,20 @@ def _request(
 
 
 @router.post("/transfers/{transfer_id}/reversals", status_code=201, response_model=ReversalOut)
+@declare(
+    "transfer_not_found",
+    "not_reversible",
+    links={
+        "ApproveReversal": {
+            "target": "POST /ops/v1/reversals/{reversal_id}/approve",
+            "parameters": {"reversal_id": "$response.body#/id"},
+        },
+        "GetReversal": {
+            "target": "GET /ops/v1/reversals/{reversal_id}",
+            "parameters": {"reversal_id": "$response.body#/id"},
+        },
+    },
+)
 async def request_reversal(
     transfer_id: UUID,
     body: ReversalIn,
@@ -194,6 +209,7 @@ def _approve(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, body: A
 
 
 @router.post("/reversals/{reversal_id}/approve", response_model=ReversalOut)
+@declare("reversal_not_found", "four_eyes_required", "reversal_not_pending", "reversal_would_overdraw")
 async def approve_reversal(
     reversal_id: UUID,
     staff: Approver,
@@ -236,6 +252,7 @@ def _reject(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, reason: 
 
 
 @router.post("/reversals/{reversal_id}/reject", response_model=ReversalOut)
+@declare("reversal_not_found", "reversal_not_pending")
 async def reject_reversal(
     reversal_id: UUID, body: RejectIn, staff: Approver, runtime: RuntimeDep, request: Request
 ) -> Response:
@@ -267,6 +284,7 @@ def list_reversals(
 
 
 @router.get("/reversals/{reversal_id}", response_model=ReversalOut)
+@declare("reversal_not_found")
 def get_reversal(reversal_id: UUID, staff: AnyStaff, runtime: RuntimeDep) -> ReversalOut:
     with recon_errors(), connection(runtime.engine) as conn:
         return _out(reversals.get_reversal(conn, reversal_id))

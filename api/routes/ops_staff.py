@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api import audit, schemas, security
+from api.contract import declare
 from api.deps import Admin, DbConn, EngineDep, EnrollingStaff, client_ip
 from api.problems import Problem
 from ledger.ids import uuid7
@@ -28,6 +29,7 @@ def insert_staff(conn: Connection, *, email: str, password: str, role: str, crea
 
 
 @router.post("/staff", status_code=201, response_model=schemas.Staff)
+@declare("email_taken")
 def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request: Request) -> schemas.Staff:
     try:
         with engine.begin() as conn:

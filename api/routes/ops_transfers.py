@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import audit, metrics, schemas, transfer_flow, views
+from api.contract import declare
 from api.deps import AnyStaff, Approver, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -63,6 +64,7 @@ def list_transfers(
 
 
 @router.get("/transfers/{transfer_id}", response_model=schemas.OpsTransfer)
+@declare("transfer_not_found")
 def get_transfer(transfer_id: UUID, staff: AnyStaff, runtime: RuntimeDep) -> schemas.OpsTransfer:
     return ops_view(runtime, _get(runtime, transfer_id))
 
@@ -110,6 +112,7 @@ async def _review(
 
 
 @router.post("/transfers/{transfer_id}/approve", response_model=schemas.OpsTransfer)
+@declare("transfer_not_found", "not_in_review")
 async def approve(
     transfer_id: UUID, staff: Approver, runtime: RuntimeDep, request: Request, body: schemas.ReviewIn | None = None
 ) -> Response:
@@ -117,6 +120,7 @@ async def approve(
 
 
 @router.post("/transfers/{transfer_id}/reject", response_model=schemas.OpsTransfer)
+@declare("transfer_not_found", "not_in_review")
 async def reject(
     transfer_id: UUID, staff: Approver, runtime: RuntimeDep, request: Request, body: schemas.ReviewIn | None = None
 ) -> Response:

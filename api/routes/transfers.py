@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from activities.transfer_io import TransferRequest
 from api import idempotency, metrics, schemas, transfer_flow, views
+from api.contract import declare
 from api.deps import (
     CurrentCustomer,
     CustomerPrincipal,
@@ -39,6 +40,19 @@ from ledger.service import Ledger
 from ledger.transfers import Transfer
 
 router = APIRouter(tags=["customer: transfers"])
+
+# What initiation may refuse with: the API's own checks, and the ledger's when it places the
+# hold (the workflow's failure_reason becomes the problem's code).
+TRANSFER_REFUSALS = (
+    "account_not_found",
+    "same_account",
+    "currency_mismatch",
+    "insufficient_funds",
+    "account_frozen",
+    "account_closed",
+    "account_not_active",
+    "transfer_refused",
+)
 
 StatusFilter = Literal[
     "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
@@ -99,6 +113,32 @@ async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = N
     status_code=201,
     response_model=schemas.Transfer,
     summary="Initiate a transfer (Idempotency-Key required)",
+)
+@declare(
+    *TRANSFER_REFUSALS,
+    location=True,
+    links={
+        "SubmitOtp": {
+            "target": "POST /v1/transfers/{transfer_id}/otp",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "GetTransfer": {
+            "target": "GET /v1/transfers/{transfer_id}",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "Cancel": {
+            "target": "POST /v1/transfers/{transfer_id}/cancel",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "OpsGetTransfer": {
+            "target": "GET /ops/v1/transfers/{transfer_id}",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "Reject": {
+            "target": "POST /ops/v1/transfers/{transfer_id}/reject",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+    },
 )
 async def create_transfer(
     body: schemas.TransferIn,
@@ -181,6 +221,7 @@ def list_transfers(
 
 
 @router.get("/transfers/{transfer_id}", response_model=schemas.Transfer)
+@declare("transfer_not_found")
 def get_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Transfer:
     transfer = owned_transfer(runtime.ledger, customer, transfer_id)
     with ledger_errors():
@@ -198,6 +239,30 @@ def get_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeD
         "already approved). 429 otp_throttled when this customer has failed too many codes in the last hour; "
         "429 rate_limited when codes are submitted too fast (Retry-After)."
     ),
+)
+@declare(
+    "transfer_not_found",
+    "invalid_otp",
+    "otp_not_pending",
+    "otp_throttled",
+    links={
+        "GetTransfer": {
+            "target": "GET /v1/transfers/{transfer_id}",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "GetSourceBalance": {
+            "target": "GET /v1/accounts/{account_id}/balance",
+            "parameters": {"account_id": "$response.body#/source_account_id"},
+        },
+        "RequestReversal": {
+            "target": "POST /ops/v1/transfers/{transfer_id}/reversals",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+        "Approve": {
+            "target": "POST /ops/v1/transfers/{transfer_id}/approve",
+            "parameters": {"transfer_id": "$response.body#/id"},
+        },
+    },
 )
 async def submit_otp(
     transfer_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
@@ -245,6 +310,7 @@ async def submit_otp(
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=schemas.Transfer)
+@declare("transfer_not_found", "not_cancellable")
 async def cancel_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> Response:
     transfer = await run_in_threadpool(owned_transfer, runtime.ledger, customer, transfer_id)
     not_cancellable = Problem(

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,16 +179,14 @@ def new_key() -> str:
     return f"key-{uuid.uuid4()}"
 
 
-@pytest.fixture(scope="package")
-def api_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
-    """One database at alembic head for the package (copied from the session template)."""
-    name = f"api_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def copied_database(pg_server: PgServer, template: str, prefix: str = "api") -> Iterator[str]:
+    """A database copied from the migrated template, dropped when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(
         host=pg_server.host, port=pg_server.port, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(migrated_template))
-        )
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
     try:
         yield pg_server.url(name)
     finally:
@@ -195,7 +194,15 @@ def api_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
-def api(api_database: str, temporal_address: str) -> Iterator[Api]:
+def api_database(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
+    """One database at alembic head for the package (copied from the session template)."""
+    with copied_database(pg_server, migrated_template) as url:
+        yield url
+
+
+@contextmanager
+def running_api(database_url: str, temporal_address: str) -> Iterator[Api]:
+    """The API (uvicorn) and a transfer worker over `database_url`, seeded, until the block ends."""
     from api.seed import seed_dev
 
     home = tempfile.mkdtemp(prefix="ledgerflow-api-")
@@ -203,7 +210,7 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
         # Seal keys and the dev admin's TOTP file of this test stack, not the developer's.
         "LEDGERFLOW_HOME": home,
         "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
-        "LEDGERFLOW_DATABASE_URL": api_database,
+        "LEDGERFLOW_DATABASE_URL": database_url,
         "LEDGERFLOW_TEMPORAL_ADDRESS": temporal_address,
         "LEDGERFLOW_TEMPORAL_TASK_QUEUE": f"api-tests-{uuid.uuid4().hex[:8]}",
         # Nothing listens here: the API builds a Kafka admin client for /readyz only, and these
@@ -218,8 +225,8 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
-        admin_uri = seed_dev(api_database, settings)
-        worker = WorkerThread(settings, api_database)
+        admin_uri = seed_dev(database_url, settings)
+        worker = WorkerThread(settings, database_url)
         worker.start()
         server = ApiServer(free_port())
         server.start()
@@ -231,14 +238,20 @@ def api(api_database: str, temporal_address: str) -> Iterator[Api]:
             else:
                 os.environ[k] = v
         get_settings.cache_clear()
-    engine = create_engine(api_database)
+    engine = create_engine(database_url)
     try:
-        yield Api(f"http://127.0.0.1:{server.port}", api_database, engine, settings, admin_totp_uri=admin_uri)
+        yield Api(f"http://127.0.0.1:{server.port}", database_url, engine, settings, admin_totp_uri=admin_uri)
     finally:
         server.stop()
         worker.stop()
         engine.dispose()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def api(api_database: str, temporal_address: str) -> Iterator[Api]:
+    with running_api(api_database, temporal_address) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The short chaos form CI runs: a few hundred transfers over HTTP on a stack of 2 API, 2 worker
 and 2 relay processes, each fault once and the process kills together (each kill takes one
-process of its kind, which the launcher restarts), then every invariant of DESIGN.md checked
-on the drained system.
+process of its kind, which the launcher restarts), then every invariant of docs/design.md
+checked on the drained system.
 
 The full form (10,000 transfers) is `make chaos`; its last result is in the README.
 """

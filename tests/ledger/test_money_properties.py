@@ -31,7 +31,7 @@ PROPERTIES = settings(
 
 CURRENCIES = sorted(CURRENCY_EXPONENTS)
 currencies = st.sampled_from(CURRENCIES)
-# The three exponents the contract names (API.md: USD 2, JPY 0, BHD 3), then all the others.
+# The three exponents the contract names (docs/api.md: USD 2, JPY 0, BHD 3), then all the others.
 named_exponents = st.sampled_from(["USD", "JPY", "BHD"])
 positive_minor = st.integers(min_value=1, max_value=MAX_MINOR)
 # Bias towards the edges: hypothesis already favours small ints; add the top of the range.

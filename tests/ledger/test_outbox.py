@@ -1,4 +1,4 @@
-"""Outbox rows: CloudEvents 1.0 envelopes, deterministic ids, topics as in API.md."""
+"""Outbox rows: CloudEvents 1.0 envelopes, deterministic ids, topics as in docs/api.md."""
 
 from __future__ import annotations
 

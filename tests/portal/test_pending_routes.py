@@ -1,5 +1,5 @@
 """The ops pages for routes other engineers are still building (reversals, reconciliation runs),
-against a stand-in API that follows API.md: the portal's side of the contract is checked now,
+against a stand-in API that follows docs/api.md: the portal's side of the contract is checked now,
 without a browser or a database; the browser tests take over once the real routes land."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every /ops/v1 route, called by every staff role, by a customer and by nobody, checked against
-ONE matrix of who may call what (API.md). Allowed means anything but 401/403 (a 404 or 422
+ONE matrix of who may call what (docs/api.md). Allowed means anything but 401/403 (a 404 or 422
 for the made-up ids and empty bodies used here is fine: the role check came first).
 
 Routes are enumerated from the application itself: a route added without a line in MATRIX
@@ -182,7 +182,7 @@ def test_role_matrix(
         answer = call(sec, http, method, path, token)
         refused = answer.status_code in (401, 403)
         if name in ("customer", "nobody") and name not in allowed:
-            # Unauthenticated in this realm: always 401, never 403 (API.md).
+            # Unauthenticated in this realm: always 401, never 403 (docs/api.md).
             if answer.status_code != 401:
                 wrong.append(f"{name}: expected 401, got {answer.status_code} {answer.text[:200]}")
         elif refused == (name in allowed):

@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 UPGRADE = """
--- One row per (consumer, event id) it has applied: the deduplication key of API.md.
+-- One row per (consumer, event id) it has applied: the deduplication key of docs/api.md.
 CREATE TABLE processed_events (
     consumer     text NOT NULL,
     event_id     uuid NOT NULL,

@@ -42,6 +42,7 @@ from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
 from otp.codes import Binding
+from risk.limits import check_within_limits
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,11 @@ def business_errors() -> Iterator[None]:
     try:
         yield
     except LedgerError as err:
-        raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+        # A refusal that names more than its code (limit_exceeded: which limit, what is left)
+        # carries it as the error's details, for the API's problem document.
+        details = getattr(err, "details", None)
+        extra = (details,) if isinstance(details, dict) else ()
+        raise ApplicationError(str(err), *extra, type=err.code, non_retryable=True) from err
     except UnsupportedPair as err:
         raise ApplicationError(str(err), type="quote_unavailable", non_retryable=True) from err
 
@@ -101,7 +106,8 @@ class TransferActivities:
 
         Raises ApplicationError (non-retryable) typed insufficient_funds, account_frozen,
         account_closed, account_not_found, currency_mismatch, same_account, invalid_amount,
-        quote_unavailable.
+        quote_unavailable, limit_exceeded (details: limit, remaining_minor | remaining_count;
+        checked in the hold's transaction, see risk.limits).
         """
         r = request.request
         transfer_id = UUID(r.transfer_id)
@@ -123,6 +129,7 @@ class TransferActivities:
                 description=r.description or None,
                 fx=fx,
                 workflow_id=request.workflow_id,
+                precheck=check_within_limits,
             )
         now = self._clock()
         with transaction(self._ledger.engine) as conn:

@@ -8,6 +8,7 @@ amounts as ints, rates as decimal strings, times as RFC 3339 strings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,6 @@ class TransferState:
     failure_reason: str | None
     timeline: list[TimelineEvent] = field(default_factory=list)
     otp_outcomes: dict[str, VerifyOtpResult] = field(default_factory=dict)
+    # What a refusal at initiation named besides its code (limit_exceeded: the limit and
+    # what is left), for the API's problem document.
+    refusal: dict[str, Any] | None = None

@@ -322,7 +322,15 @@ class TransferWorkflow:
             failure_reason=self._failure_reason,
             timeline=list(self._timeline),
             otp_outcomes=dict(self._otp_outcomes),
+            refusal=self._refusal(),
         )
+
+    def _refusal(self) -> dict[str, Any] | None:
+        """The details of the initiation's refusal, when it named any (a query: no commands)."""
+        err = self._initiation_error
+        if err is None or not err.details or not isinstance(err.details[0], dict):
+            return None
+        return dict(err.details[0])
 
     # -- bookkeeping ----------------------------------------------------------------------
 

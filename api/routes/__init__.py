@@ -10,6 +10,7 @@ from api.routes import (
     accounts,
     customers,
     fx,
+    limits,
     notifications,
     ops_accounts,
     ops_audit,
@@ -19,6 +20,7 @@ from api.routes import (
     ops_dead_letters,
     ops_deposits,
     ops_fx,
+    ops_limits,
     ops_reconciliation,
     ops_reversals,
     ops_staff,
@@ -32,6 +34,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     transfers.router,
     notifications.router,
     fx.router,
+    limits.router,
 ]
 OPS_ROUTERS: list[APIRouter] = [
     ops_auth.router,
@@ -46,4 +49,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reversals.router,
     ops_reconciliation.router,
     ops_dead_letters.router,
+    ops_limits.router,
 ]

@@ -27,6 +27,7 @@ from activities.transfer_io import (
     PostResult,
     Quote,
     QuoteInput,
+    RiskDecisionInput,
     StatusInput,
     VerifyOtpInput,
     VerifyOtpResult,
@@ -42,6 +43,7 @@ from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
 from otp.codes import Binding
+from risk import assess as risk_assess
 from risk.limits import check_within_limits
 
 
@@ -52,6 +54,8 @@ class TransferPolicy:
     otp_key: bytes
     review_threshold_minor: dict[str, int]
     fx_quote_ttl_s: int
+    # Seconds the workflow waits for the risk verdict after the code; 0: risk review off.
+    risk_wait_s: int = 0
 
 
 @contextmanager
@@ -165,6 +169,7 @@ class TransferActivities:
             otp_expires_at=issued.expires_at.isoformat(),
             attempts_left=issued.attempts_left,
             review_required=threshold is not None and transfer.amount_minor >= threshold,
+            risk_wait_s=self._policy.risk_wait_s,
         )
 
     @activity.defn(name="verify_otp")
@@ -231,6 +236,16 @@ class TransferActivities:
             source_amount_minor=t.source_amount_minor,
             destination_amount_minor=t.destination_amount_minor or 0,
         )
+
+    @activity.defn(name="record_risk_decision")
+    def record_risk_decision(self, request: RiskDecisionInput) -> None:
+        """Record the verdict the workflow acts on (and move to in_review with it, in one
+        transaction). Idempotent: the first decision stays."""
+        transfer_id = UUID(request.transfer_id)
+        with business_errors(), transaction(self._ledger.engine) as conn:
+            risk_assess.record_decision(conn, transfer_id, request.verdict, list(request.reasons))
+            if request.to_status is not None:
+                transition_transfer(conn, transfer_id, TransferStatus(request.to_status), None)
 
     @activity.defn(name="close_transfer")
     def close_transfer(self, request: CloseInput) -> None:

@@ -39,6 +39,9 @@ class InitiateResult:
     otp_expires_at: str
     attempts_left: int
     review_required: bool
+    # Seconds to wait for the risk verdict after the code (0: risk review off, or a history
+    # recorded before it: such a result decodes without the field).
+    risk_wait_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,31 @@ class ReviewDecision:
     approved: bool
     staff_id: str
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RiskVerdict:
+    """The `risk_verdict` signal: the risk consumer's assessment of this transfer.
+
+    Keyed by `event_id` (the `transfer.initiated` event it judged): the workflow takes the
+    first verdict and ignores any other, so a redelivered event changes nothing.
+    """
+
+    event_id: str
+    verdict: str  # allow | review | block
+    reasons: list[str] = field(default_factory=list)
+    assessed_at: str = ""
+
+
+@dataclass(frozen=True)
+class RiskDecisionInput:
+    """Record what the workflow does about a verdict; `to_status` in_review moves it there
+    in the same transaction."""
+
+    transfer_id: str
+    verdict: str
+    reasons: list[str]
+    to_status: str | None = None
 
 
 @dataclass(frozen=True)

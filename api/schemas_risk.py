@@ -68,11 +68,3 @@ class RiskRuleIn(Body):
     enabled: bool
     action: RiskAction
     params: dict[str, Any]
-
-
-class Risk(BaseModel):
-    """A transfer's risk assessment (API.md: `risk: null | {verdict, reasons, assessed_at}`)."""
-
-    verdict: Literal["allow", "review", "block"]
-    reasons: list[str]
-    assessed_at: datetime

@@ -2,6 +2,7 @@
 
     pending_otp -> processing -> posted -> reversed
     pending_otp -> in_review -> processing | rejected
+    processing -> in_review (a risk review after the code)
     pending_otp | in_review -> failed | cancelled | expired;  processing -> failed
 
 Every change is a compare-and-set on (status[, version]) in the database. Changes that move
@@ -67,7 +68,9 @@ S = TransferStatus
 TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     S.PENDING_OTP: frozenset({S.PROCESSING, S.IN_REVIEW, S.FAILED, S.CANCELLED, S.EXPIRED}),
     S.IN_REVIEW: frozenset({S.PROCESSING, S.REJECTED, S.FAILED, S.CANCELLED, S.EXPIRED}),
-    S.PROCESSING: frozenset({S.POSTED, S.FAILED}),
+    # processing -> in_review: the risk verdict (review, or none in time) comes after the code
+    # was taken, which already moved the transfer to processing.
+    S.PROCESSING: frozenset({S.POSTED, S.FAILED, S.IN_REVIEW}),
     S.POSTED: frozenset({S.REVERSED}),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),

@@ -23,6 +23,7 @@ from api.routes import (
     ops_limits,
     ops_reconciliation,
     ops_reversals,
+    ops_risk,
     ops_staff,
     ops_transfers,
     transfers,
@@ -50,4 +51,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reconciliation.router,
     ops_dead_letters.router,
     ops_limits.router,
+    ops_risk.router,
 ]

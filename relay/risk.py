@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -106,8 +106,11 @@ class RiskConsumer(EventConsumer):
         group_id: str | None = None,
         options: ConsumerOptions | None = None,
         client: Client | None = None,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
-        super().__init__(engine, bootstrap, RiskAssessor(), group_id=group_id, options=options)
+        super().__init__(
+            engine, bootstrap, RiskAssessor(), group_id=group_id, options=options, start_offsets=start_offsets
+        )
         self._settings = settings
         self._loop = asyncio.new_event_loop()
         self._client = client

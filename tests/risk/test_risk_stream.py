@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 from temporalio.client import WorkflowHandle
 
 from api import views
+from chaos.checks import check_invariants
 from ledger.accounts import Account
 from ledger.db import transaction
 from risk import assess as risk_assess
@@ -95,6 +96,18 @@ async def test_allow_posts_and_the_verdict_is_recorded_once(risk_stack: RiskStac
     assert [(r.topic, r.key, r.envelope["data"]["verdict"]) for r in received] == [
         ("ledgerflow.risk", str(tid), "allow")
     ]
+
+    # The chaos harness's two risk invariants hold here, and notice when broken.
+    checks = check_invariants(stack.engine, stack.bootstrap, [])["invariants"]
+    assert checks["no_limit_exceeded"] and checks["no_post_without_verdict_or_review"]
+    with psycopg.connect(stack.db_url, autocommit=True) as conn:
+        conn.execute(
+            'INSERT INTO limit_sets (scope, limits) VALUES (%s, \'[{"currency": "USD", "daily_max_minor": 999}]\')',
+            (str(alice.customer_id),),
+        )
+        conn.execute("DELETE FROM risk_assessments WHERE transfer_id = %s", (tid,))
+    checks = check_invariants(stack.engine, stack.bootstrap, [])["invariants"]
+    assert not checks["no_limit_exceeded"] and not checks["no_post_without_verdict_or_review"]
 
 
 async def test_rules_review_and_block(risk_stack: RiskStack) -> None:

@@ -27,6 +27,7 @@ from activities.transfer_io import (
     PostResult,
     Quote,
     QuoteInput,
+    RiskDecisionInput,
     StatusInput,
     VerifyOtpInput,
     VerifyOtpResult,
@@ -42,6 +43,8 @@ from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
 from otp.codes import Binding
 from otp.delivery import CODE_SLOT, OtpMessage, SealsText, request_otp_message
+from risk import assess as risk_assess
+from risk.limits import check_within_limits
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class TransferPolicy:
     otp_key: bytes
     review_threshold_minor: dict[str, int]
     fx_quote_ttl_s: int
+    # Seconds the workflow waits for the risk verdict after the code; 0: risk review off.
+    risk_wait_s: int = 0
 
 
 @contextmanager
@@ -59,7 +64,11 @@ def business_errors() -> Iterator[None]:
     try:
         yield
     except LedgerError as err:
-        raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+        # A refusal that names more than its code (limit_exceeded: which limit, what is left)
+        # carries it as the error's details, for the API's problem document.
+        details = getattr(err, "details", None)
+        extra = (details,) if isinstance(details, dict) else ()
+        raise ApplicationError(str(err), *extra, type=err.code, non_retryable=True) from err
     except UnsupportedPair as err:
         raise ApplicationError(str(err), type="quote_unavailable", non_retryable=True) from err
 
@@ -108,7 +117,8 @@ class TransferActivities:
 
         Raises ApplicationError (non-retryable) typed insufficient_funds, account_frozen,
         account_closed, account_not_found, currency_mismatch, same_account, invalid_amount,
-        quote_unavailable.
+        quote_unavailable, limit_exceeded (details: limit, remaining_minor | remaining_count;
+        checked in the hold's transaction, see risk.limits).
         """
         r = request.request
         transfer_id = UUID(r.transfer_id)
@@ -130,6 +140,7 @@ class TransferActivities:
                 description=r.description or None,
                 fx=fx,
                 workflow_id=request.workflow_id,
+                precheck=check_within_limits,
             )
         now = self._clock()
         with transaction(self._ledger.engine) as conn:
@@ -162,6 +173,7 @@ class TransferActivities:
             otp_expires_at=issued.expires_at.isoformat(),
             attempts_left=issued.attempts_left,
             review_required=threshold is not None and transfer.amount_minor >= threshold,
+            risk_wait_s=self._policy.risk_wait_s,
         )
 
     @activity.defn(name="verify_otp")
@@ -228,6 +240,16 @@ class TransferActivities:
             source_amount_minor=t.source_amount_minor,
             destination_amount_minor=t.destination_amount_minor or 0,
         )
+
+    @activity.defn(name="record_risk_decision")
+    def record_risk_decision(self, request: RiskDecisionInput) -> None:
+        """Record the verdict the workflow acts on (and move to in_review with it, in one
+        transaction). Idempotent: the first decision stays."""
+        transfer_id = UUID(request.transfer_id)
+        with business_errors(), transaction(self._ledger.engine) as conn:
+            risk_assess.record_decision(conn, transfer_id, request.verdict, list(request.reasons))
+            if request.to_status is not None:
+                transition_transfer(conn, transfer_id, TransferStatus(request.to_status), None)
 
     @activity.defn(name="close_transfer")
     def close_transfer(self, request: CloseInput) -> None:

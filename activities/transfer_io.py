@@ -8,6 +8,7 @@ amounts as ints, rates as decimal strings, times as RFC 3339 strings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class InitiateResult:
     otp_expires_at: str
     attempts_left: int
     review_required: bool
+    # Seconds to wait for the risk verdict after the code (0: risk review off, or a history
+    # recorded before it: such a result decodes without the field).
+    risk_wait_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,31 @@ class ReviewDecision:
 
 
 @dataclass(frozen=True)
+class RiskVerdict:
+    """The `risk_verdict` signal: the risk consumer's assessment of this transfer.
+
+    Keyed by `event_id` (the `transfer.initiated` event it judged): the workflow takes the
+    first verdict and ignores any other, so a redelivered event changes nothing.
+    """
+
+    event_id: str
+    verdict: str  # allow | review | block
+    reasons: list[str] = field(default_factory=list)
+    assessed_at: str = ""
+
+
+@dataclass(frozen=True)
+class RiskDecisionInput:
+    """Record what the workflow does about a verdict; `to_status` in_review moves it there
+    in the same transaction."""
+
+    transfer_id: str
+    verdict: str
+    reasons: list[str]
+    to_status: str | None = None
+
+
+@dataclass(frozen=True)
 class TimelineEvent:
     at: str
     event: str
@@ -138,3 +167,6 @@ class TransferState:
     failure_reason: str | None
     timeline: list[TimelineEvent] = field(default_factory=list)
     otp_outcomes: dict[str, VerifyOtpResult] = field(default_factory=dict)
+    # What a refusal at initiation named besides its code (limit_exceeded: the limit and
+    # what is left), for the API's problem document.
+    refusal: dict[str, Any] | None = None

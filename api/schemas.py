@@ -229,6 +229,15 @@ class Leg(BaseModel):
     currency: str
 
 
+class Risk(BaseModel):
+    """A transfer's risk assessment: the verdict the workflow acted on when it did not simply
+    go on (`review`, `block`, or `review` for `risk_unavailable`), else the consumer's."""
+
+    verdict: Literal["allow", "review", "block"]
+    reasons: list[str]
+    assessed_at: datetime
+
+
 class Transfer(BaseModel):
     id: UUID
     status: TransferStatus
@@ -245,6 +254,7 @@ class Transfer(BaseModel):
     workflow_id: str
     created_at: datetime
     updated_at: datetime
+    risk: Risk | None = None
 
 
 class OtpIn(Body):

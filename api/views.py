@@ -15,8 +15,10 @@ from api import schemas
 from api.problems import Problem
 from ledger.accounts import Account
 from ledger.balances import Balance, StatementEntry
+from ledger.db import connection
 from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus
+from risk import assess as risk_assess
 
 
 def balance(b: Balance) -> schemas.Balance:
@@ -82,7 +84,21 @@ def otp_challenges(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, s
     return {UUID(str(r.transfer_id)): schemas.Otp(expires_at=r.expires_at, attempts_left=r.attempts_left) for r in rows}
 
 
-def transfer(t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg]) -> schemas.Transfer:
+def risks(engine: Engine, transfer_ids: list[UUID]) -> dict[UUID, schemas.Risk]:
+    """Each transfer's `risk` (risk.assess.risk_of), one query for a page."""
+    if not transfer_ids:
+        return {}
+    with connection(engine) as conn:
+        found = risk_assess.risk_of(conn, transfer_ids)
+    return {
+        tid: schemas.Risk(verdict=r.verdict, reasons=r.reasons, assessed_at=r.assessed_at)  # type: ignore[arg-type]
+        for tid, r in found.items()
+    }
+
+
+def transfer(
+    t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg], risk: schemas.Risk | None = None
+) -> schemas.Transfer:
     fx = None
     if t.is_fx and t.fx_rate is not None:
         fx = schemas.Fx(
@@ -108,6 +124,7 @@ def transfer(t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg]) -
         workflow_id=t.workflow_id,
         created_at=t.created_at,
         updated_at=t.updated_at,
+        risk=risk,
     )
 
 
@@ -128,13 +145,14 @@ def transfer_legs(ledger: Ledger, t: Transfer) -> list[schemas.Leg]:
 def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[schemas.Transfer]:
     pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
     otps = otp_challenges(engine, pending)
-    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t)) for t in items]
+    risk = risks(engine, [t.id for t in items])
+    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t), risk=risk.get(t.id)) for t in items]
 
 
 def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
     if otp is None and t.status is TransferStatus.PENDING_OTP:
         otp = otp_challenges(engine, [t.id]).get(t.id)
-    return transfer(t, otp=otp, legs=transfer_legs(ledger, t))
+    return transfer(t, otp=otp, legs=transfer_legs(ledger, t), risk=risks(engine, [t.id]).get(t.id))
 
 
 def utc(at: datetime | None) -> datetime | None:

@@ -29,7 +29,7 @@ from typing import Any
 from chaos.checks import check_invariants, wait_drained
 from chaos.client import Api, Counters
 from chaos.faults import FaultLog, faults, inject
-from chaos.workload import Bank, dev_admin_totp_uri
+from chaos.workload import CURRENCIES, Bank, dev_admin_totp_uri
 from ledger.db import make_engine
 from stack.ephemeral import EphemeralStack
 
@@ -38,6 +38,10 @@ NO_RATE_LIMITS = {
     f"LEDGERFLOW_RATELIMIT_{what}_PER_{who}": "0" for what in ("TRANSFERS", "OTP") for who in ("CUSTOMER", "IP")
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+# About four average transfers (max amount 300,000) per customer, currency and UTC day.
+DAILY_LIMIT_MINOR = 600_000
 
 
 def say(message: str) -> None:
@@ -50,8 +54,12 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
     bank = Bank(api, counters, seed=args.seed, admin_totp_uri=dev_admin_totp_uri(stack))
     say(f"setting up {args.customers} customers with {args.funding_minor} minor units per account")
     await bank.setup(args.customers, args.funding_minor)
+    # A daily limit per currency that some customers reach, so refusals happen under faults
+    # and the check "no limit exceeded" has something to prove.
+    await bank.set_default_limits([{"currency": c, "daily_max_minor": DAILY_LIMIT_MINOR} for c in CURRENCIES])
     stop_reads = asyncio.Event()
     readers = [asyncio.create_task(bank.read_balances(stop_reads)) for _ in range(2)]
+    readers.append(asyncio.create_task(bank.review_queue(stop_reads)))
     fault_log = FaultLog()
     names = list(faults(stack)) if args.faults == "all" else [f for f in args.faults.split(",") if f]
     rng = random.Random(args.seed)
@@ -79,6 +87,7 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
         "retries_seen": counters.retries,
         "duplicates_absorbed": counters.duplicates_absorbed,
         "balance_reads": bank.report.balance_reads,
+        "reviews_approved": bank.report.reviews_approved,
         "http_statuses": {str(k): v for k, v in sorted(counters.statuses.items())},
         "server_errors": dict(sorted(counters.server_errors.items())),
         "workload_s": round(elapsed, 1),
@@ -99,7 +108,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EphemeralStack(home, processes={"api": n, "worker": n, "relay": n})
     try:
         say("starting the stack")
-        base_url = stack.full(extra_env={"LEDGERFLOW_OTP_TTL_S": str(args.otp_ttl_s), **NO_RATE_LIMITS})
+        base_url = stack.full(
+            # Risk review on (the test suites default it off): every transfer waits for its
+            # verdict, and the review queue is worked by an approver (Bank.review_queue).
+            extra_env={"LEDGERFLOW_OTP_TTL_S": str(args.otp_ttl_s), "LEDGERFLOW_RISK_ENABLED": "true", **NO_RATE_LIMITS}
+        )
         counts = asyncio.run(run_workload(stack, base_url, args))
         say("draining: waiting for every transfer to end and every event to be published")
         engine = make_engine(stack.database_url, pool_size=2)

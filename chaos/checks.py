@@ -98,6 +98,31 @@ def check_invariants(engine: Engine, bootstrap: str, negative_reads: list[str]) 
         results["posted_exactly_once"] = (
             not double_posted and all(per_transfer.get(t) == 1 for t in posted) and (set(per_transfer) == posted)
         )
+        # DESIGN invariant 11: per customer, source currency and UTC day, what counts against
+        # the limits (every transfer not failed, cancelled, expired or rejected) stays within
+        # the customer's own limit for that currency, else the default one.
+        over_limit = q(
+            "WITH used AS ("
+            " SELECT customer_id, source_currency AS currency, (created_at AT TIME ZONE 'UTC')::date AS day,"
+            "        sum(source_amount_minor) AS total, max(source_amount_minor) AS largest"
+            " FROM transfers WHERE status NOT IN ('failed', 'cancelled', 'expired', 'rejected') GROUP BY 1, 2, 3) "
+            "SELECT u.customer_id, u.currency, u.day FROM used u "
+            "CROSS JOIN LATERAL (SELECT elem FROM limit_sets, jsonb_array_elements(limits) AS elem"
+            "  WHERE scope IN (u.customer_id::text, 'default') AND elem ->> 'currency' = u.currency"
+            "  ORDER BY scope = 'default' LIMIT 1) AS l "
+            "WHERE u.total > coalesce((l.elem ->> 'daily_max_minor')::bigint, u.total)"
+            "   OR u.largest > coalesce((l.elem ->> 'per_transfer_max_minor')::bigint, u.largest)"
+        )
+        results["no_limit_exceeded"] = not over_limit
+        # Risk review: a posted transfer had an allow verdict that the workflow acted on (no
+        # decision of its own), or went through a review (its decision is `review`).
+        unreviewed = q(
+            "SELECT t.id FROM transfers t WHERE t.status IN ('posted', 'reversed') AND NOT ("
+            " EXISTS (SELECT 1 FROM risk_decisions d WHERE d.transfer_id = t.id AND d.verdict = 'review')"
+            " OR (EXISTS (SELECT 1 FROM risk_assessments a WHERE a.transfer_id = t.id AND a.verdict = 'allow')"
+            "     AND NOT EXISTS (SELECT 1 FROM risk_decisions d WHERE d.transfer_id = t.id)))"
+        )
+        results["no_post_without_verdict_or_review"] = not unreviewed
         pending_holds = q("SELECT id FROM holds WHERE state = 'pending'")
         results["no_hold_left_pending"] = not pending_holds
         outbox_posted_ids = {str(r[1]) for r in posted_rows}
@@ -110,6 +135,8 @@ def check_invariants(engine: Engine, bootstrap: str, negative_reads: list[str]) 
         "projection_drift": [str(r[0]) for r in drift][:20],
         "double_posted": [str(r[0]) for r in double_posted][:20],
         "pending_holds": [str(r[0]) for r in pending_holds][:20],
+        "over_limit": [list(map(str, r)) for r in over_limit][:20],
+        "posted_without_verdict_or_review": [str(r[0]) for r in unreviewed][:20],
         "missing_on_kafka": sorted(outbox_posted_ids - kafka_ids)[:20],
         "kafka_posted_messages": kafka_messages,
         "kafka_posted_unique_ids": len(kafka_ids),

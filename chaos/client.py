@@ -59,6 +59,7 @@ class Api:
         idempotent: bool = False,
         timeout_s: float | None = None,
         retry_on: set[int] = RETRYABLE_STATUS,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send until a definite answer; raise ApiError for a final 4xx (other than retryable ones).
 
@@ -67,7 +68,9 @@ class Api:
         answers 503 when Temporal or PostgreSQL is away, before anything happened; a callers'
         state machine (the workflow) absorbs the rare repeat of a non-idempotent call.
         """
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if idempotent and method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         retry_transport = idempotent or method == "GET"

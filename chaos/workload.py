@@ -41,6 +41,7 @@ class Report:
     balance_reads: int = 0
     transfer_ids: list[str] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)  # initiation -> posted
+    reviews_approved: int = 0
 
 
 class Bank:
@@ -181,6 +182,37 @@ class Bank:
                 return f"failed:{transfer['failure_reason']}" if status == "failed" else status
             await asyncio.sleep(0.25)
         return "stuck"
+
+    async def set_default_limits(self, limits: list[dict[str, object]]) -> None:
+        """Replace the default transfer limits (admin, If-Match on the version read first)."""
+        current = await self.api.call("GET", "/ops/v1/limits/defaults", token=self.staff_token)
+        await self.api.call(
+            "PUT",
+            "/ops/v1/limits/defaults",
+            token=self.staff_token,
+            json={"limits": limits},
+            headers={"If-Match": current.headers["ETag"]},
+        )
+
+    async def review_queue(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """An approver working the review queue: every transfer that risk review (or the
+        amount) sent to `in_review` is approved, so it can end (posted) and the run drains."""
+        while not stop.is_set():
+            with contextlib.suppress(ApiError, httpx.HTTPError):
+                page = await self.api.call(
+                    "GET", "/ops/v1/transfers?status=in_review&limit=200", token=self.staff_token
+                )
+                for item in page.json()["items"]:
+                    with contextlib.suppress(ApiError, httpx.HTTPError):
+                        await self.api.call(
+                            "POST",
+                            f"/ops/v1/transfers/{item['id']}/approve",
+                            token=self.staff_token,
+                            json={"reason": "chaos review"},
+                        )
+                        self.report.reviews_approved += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
     async def read_balances(self, stop: asyncio.Event) -> None:
         """Read random balances until stopped; any negative available balance is a violation."""

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         "JPY": 150_000_000,
         "BHD": 3_800_000,
     }
+    # Fraud review (risk rules on the event stream). On by default: no transfer posts without
+    # an allow verdict or a human review. Off only to compare benchmarks, or where no risk
+    # consumer runs (the test suites that start no Kafka turn it off in tests/conftest.py).
+    risk_enabled: bool = True
+    # How long a transfer whose code was taken waits for its verdict before it goes to review
+    # as `risk_unavailable` (fail closed). 5 s: the verdict normally arrives well under a
+    # second after initiation (often before the code), so only an outage waits this long.
+    risk_wait_s: int = 5
     # Hex HMAC key for OTP hashes. Empty: a key is generated once under `home` and kept there;
     # production sets it from a secret store, never from the repository.
     otp_key: SecretStr = SecretStr("")

@@ -169,6 +169,8 @@ class TransferRow(Base):
             name="transfers_source_account_fkey",
         ),
         Index("transfers_customer_created", "customer_id", text("created_at DESC"), text("id DESC")),
+        # Read by the risk limit check under its lock (migration 0014_risk).
+        Index("transfers_limit_usage", "customer_id", "source_currency", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

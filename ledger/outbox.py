@@ -29,6 +29,7 @@ class Topic(StrEnum):
     ACCOUNTS = "ledgerflow.accounts"
     NOTIFICATIONS = "ledgerflow.notifications"
     OPS = "ledgerflow.ops"
+    RISK = "ledgerflow.risk"
 
 
 # Every event type of docs/api.md "Events on Kafka", and its topic.
@@ -45,6 +46,7 @@ EVENT_TOPICS: Final[dict[str, Topic]] = {
     "account.status_changed": Topic.ACCOUNTS,
     "notification.requested": Topic.NOTIFICATIONS,
     "reconciliation.failed": Topic.OPS,
+    "risk.assessed": Topic.RISK,
 }
 
 SOURCE: Final = "/ledgerflow/ledger"

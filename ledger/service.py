@@ -311,13 +311,15 @@ class Ledger:
         fx: FxQuote | None = None,
         hold_ttl_s: float | None = None,
         workflow_id: str | None = None,
+        precheck: transfers_mod.HoldPrecheck | None = None,
     ) -> Transfer:
         """Validate, place the hold, insert the transfer (`pending_otp`) and its
         `transfer.initiated` event, in one transaction. Idempotent by transfer id.
 
         `amount.currency` names the fixed side (source or destination currency). A
         destination-fixed cross-currency transfer needs `fx` (an indicative quote) to know
-        how much to hold; posting later uses the firm quote.
+        how much to hold; posting later uses the firm quote. `precheck` (the risk limits)
+        runs in the hold's transaction, see `ledger.transfers.create_transfer`.
 
         Raises:
             SameAccount, AccountNotFound (also: source not the customer's), CurrencyMismatch,
@@ -327,7 +329,10 @@ class Ledger:
         if amount.amount_minor <= 0:
             raise InvalidAmount("a transfer must be positive")
         expires_at = self._clock() + timedelta(seconds=hold_ttl_s) if hold_ttl_s is not None else None
-        with self._autocommit() as conn:
+        # Without a precheck the call is one autocommit round trip (the hot path); with one,
+        # the check's lock and reads commit together with the hold.
+        unit = self._autocommit() if precheck is None else self._transaction()
+        with unit as conn:
             return transfers_mod.create_transfer(
                 conn,
                 transfer_id=transfer_id,
@@ -339,6 +344,7 @@ class Ledger:
                 fx=fx,
                 hold_expires_at=expires_at,
                 workflow_id=workflow_id or f"transfer-{transfer_id}",
+                precheck=precheck,
             )
 
     def get_transfer(self, transfer_id: UUID) -> Transfer:

@@ -2,6 +2,7 @@
 
     pending_otp -> processing -> posted -> reversed
     pending_otp -> in_review -> processing | rejected
+    processing -> in_review (a risk review after the code)
     pending_otp | in_review -> failed | cancelled | expired;  processing -> failed
 
 Every change is a compare-and-set on (status[, version]) in the database. Changes that move
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -66,7 +68,9 @@ S = TransferStatus
 TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     S.PENDING_OTP: frozenset({S.PROCESSING, S.IN_REVIEW, S.FAILED, S.CANCELLED, S.EXPIRED}),
     S.IN_REVIEW: frozenset({S.PROCESSING, S.REJECTED, S.FAILED, S.CANCELLED, S.EXPIRED}),
-    S.PROCESSING: frozenset({S.POSTED, S.FAILED}),
+    # processing -> in_review: the risk verdict (review, or none in time) comes after the code
+    # was taken, which already moved the transfer to processing.
+    S.PROCESSING: frozenset({S.POSTED, S.FAILED, S.IN_REVIEW}),
     S.POSTED: frozenset({S.REVERSED}),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -176,9 +180,15 @@ def create_transfer(
     fx: FxQuote | None,
     hold_expires_at: datetime | None,
     workflow_id: str,
+    precheck: HoldPrecheck | None = None,
 ) -> Transfer:
     """Create the transfer in `pending_otp` with its hold and `transfer.initiated` event
     (one database transaction). Idempotent by transfer id.
+
+    `precheck(conn, customer_id, source_currency, source_amount_minor)` runs on `conn` just
+    before the hold, for a new transfer only (a replay checks nothing again); with it, `conn`
+    must be in a transaction, so that what the precheck read or locked commits with the hold
+    (the risk limits use it: DESIGN invariant 11). Its errors propagate.
 
     Raises:
         SameAccount, AccountNotFound (also for a source the customer does not own),
@@ -228,30 +238,38 @@ def create_transfer(
     else:
         destination_amount_or_none = destination_amount
 
+    if precheck is not None:
+        precheck(conn, customer_id, source.currency, source_amount)
     hold_id = uuid7()
     try:
-        row = conn.execute(
-            f"SELECT {COLUMNS} FROM ledger_create_transfer("
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                transfer_id,
-                customer_id,
-                source.id,
-                destination.id,
-                amount.amount_minor,
-                amount.currency,
-                source.currency,
-                destination.currency,
-                source_amount,
-                destination_amount_or_none,
-                *fx_fields,
-                description,
-                hold_id,
-                hold_expires_at,
-                workflow_id,
-                event_id(transfer_id, "transfer.initiated"),
-            ),
-        ).fetchone()
+        # Inside a transaction (a precheck's), the call gets a savepoint, so a twin's
+        # duplicate id can be answered below on the same connection.
+        savepoint: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if conn.autocommit else conn.transaction()
+        )
+        with savepoint:
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM ledger_create_transfer("
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    transfer_id,
+                    customer_id,
+                    source.id,
+                    destination.id,
+                    amount.amount_minor,
+                    amount.currency,
+                    source.currency,
+                    destination.currency,
+                    source_amount,
+                    destination_amount_or_none,
+                    *fx_fields,
+                    description,
+                    hold_id,
+                    hold_expires_at,
+                    workflow_id,
+                    event_id(transfer_id, "transfer.initiated"),
+                ),
+            ).fetchone()
     except pg_errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "transfers_pkey":
             raise
@@ -259,6 +277,10 @@ def create_transfer(
         return _replay_create(conn, transfer_id, customer_id, source_account_id, destination_account_id, amount)
     assert row is not None
     return from_row(row)
+
+
+# (conn, customer_id, source_currency, source_amount_minor): see create_transfer.
+HoldPrecheck = Callable[[Conn, UUID, str, int], None]
 
 
 def _replay_create(

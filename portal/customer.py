@@ -141,7 +141,8 @@ async def _accounts(page: Page) -> list[dict[str, Any]]:
 
 @router.get("/accounts")
 async def accounts(page: Customer) -> Response:
-    return page.render("customer/accounts.html", accounts=await _accounts(page), form={}, error="")
+    limits = (await page.api.get("/v1/limits"))["limits"]
+    return page.render("customer/accounts.html", accounts=await _accounts(page), form={}, error="", limits=limits)
 
 
 @router.post("/accounts")

@@ -37,6 +37,8 @@ PROBLEM_MESSAGES: Final[Mapping[str, str]] = {
     "customer_not_found": "That customer does not exist.",
     # transfers
     "insufficient_funds": "Not enough available money in the account for this transfer.",
+    "limit_exceeded": "This transfer would pass one of your limits. See what is left today on your accounts page.",
+    "invalid_limits": "Those limits are not valid: whole numbers of minor units (or counts), one line per currency.",
     "same_account": "You cannot send money to the account it comes from. Choose another payee account.",
     "invalid_amount": "Enter an amount greater than zero.",
     "currency_mismatch": "The currency must be the one of your account or the one of the payee's account.",
@@ -79,6 +81,8 @@ FAILURE_REASONS: Final[Mapping[str, str]] = {
     "quote_unavailable": "no exchange rate was available",
     "account_frozen": "an account involved is frozen",
     "rejected": "the operations team rejected it",
+    "risk_blocked": "our fraud checks stopped it; the money was released",
+    "limit_exceeded": "it would have passed one of your limits",
 }
 
 STATUS_LABELS: Final[Mapping[str, str]] = {

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from portal import format as fmt
 from portal import totp, web
 from portal.apiclient import ApiProblem
+from portal.messages import problem_message
 from portal.nav import ops_page_allowed
 from portal.web import STAFF, Page, PageError
 
@@ -327,10 +328,64 @@ async def customers(page: Staff, email: str = "", cursor: Cursor = None) -> Resp
     )
 
 
+async def _customer_page(page: Page, customer_id: UUID, status: int = 200, error: str = "") -> Response:
+    body = await page.api.get(f"/ops/v1/customers/{customer_id}")
+    response = await page.api.send("GET", f"/ops/v1/customers/{customer_id}/limits")
+    limits = response.json() if response.status_code == 200 else {"limits": [], "version": 0}
+    # The version shown travels with the form and comes back as If-Match.
+    version = response.headers.get("etag", f'"{limits["version"]}"').strip('"')
+    return page.render("ops/customer.html", status, customer=body, limits=limits, version=version, error=error)
+
+
 @router.get("/customers/{customer_id}")
 async def customer(page: Staff, customer_id: UUID) -> Response:
-    body = await page.api.get(f"/ops/v1/customers/{customer_id}")
-    return page.render("ops/customer.html", customer=body)
+    return await _customer_page(page, customer_id)
+
+
+def _limit_field(page: Page, name: str) -> int | None:
+    """An optional whole number from the form (empty: no limit). Raises ValueError."""
+    raw = page.field(name).replace(",", "").replace(" ", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(name)
+    return int(raw)
+
+
+@router.post("/customers/{customer_id}/limits")
+async def set_customer_limits(page: Staff, customer_id: UUID) -> Response:
+    """Set one currency's limits (minor units, and a count); the others stay as they are."""
+    currency, version = page.field("currency").upper(), page.field("version")
+    try:
+        entry = {
+            "currency": currency,
+            "per_transfer_max_minor": _limit_field(page, "per_transfer_max_minor"),
+            "daily_max_minor": _limit_field(page, "daily_max_minor"),
+            "hourly_count_max": _limit_field(page, "hourly_count_max"),
+        }
+    except ValueError:
+        return await _customer_page(page, customer_id, 422, error=problem_message("invalid_limits"))
+    current = await page.api.get(f"/ops/v1/customers/{customer_id}/limits")
+    others = [item for item in current["limits"] if item["currency"] != currency]
+    keep = any(entry[k] is not None for k in ("per_transfer_max_minor", "daily_max_minor", "hourly_count_max"))
+    limits = sorted([*others, entry] if keep else others, key=lambda item: str(item["currency"]))
+    try:
+        await page.api.call(
+            "PUT",
+            f"/ops/v1/customers/{customer_id}/limits",
+            json={"limits": limits},
+            headers={"If-Match": f'"{version}"'} if version else {},
+        )
+    except ApiProblem as err:
+        if err.code == "version_conflict":
+            return await _customer_page(
+                page, customer_id, 409, error="Someone else changed these limits — reload the page to see them."
+            )
+        if err.status == 404 and not err.route_missing:
+            raise
+        return await _customer_page(page, customer_id, err.status, error=err.message)
+    page.flash("ok", f"The {currency} limits are saved." if keep else f"The {currency} limits are removed.")
+    return page.redirect(f"{STAFF.prefix}/customers/{customer_id}")
 
 
 @router.get("/accounts")

@@ -1,10 +1,11 @@
 """The relay process: topics, the outbox publisher and the consumers, run until a signal.
 
-`python -m relay` runs everything in one process, one thread each: the publisher and the two
-consumers (notifier, activity). `--role publisher` or `--role consumers` runs one half, to
-scale them apart. Readiness is the log line `relay ready`, written once the topics exist,
-the database answers and every thread is running; SIGTERM or SIGINT stops the threads (the
-publisher finishes and flushes its current batch) and the process exits 0.
+`python -m relay` runs everything in one process, one thread each: the publisher and the
+consumers (notifier, activity, and risk when LEDGERFLOW_RISK_ENABLED). `--role publisher` or
+`--role consumers` runs one half, to scale them apart. Readiness is the log line `relay
+ready`, written once the topics exist, the database answers and every thread is running;
+SIGTERM or SIGINT stops the threads (the publisher finishes and flushes its current batch)
+and the process exits 0.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from relay.consumer import EventConsumer
 from relay.failures import DATABASE_DOWN
 from relay.notifier import Notifier
 from relay.publisher import OutboxRelay
+from relay.risk import RiskConsumer
 from relay.topics import TopicSetupError, ensure_topics
 
 log = logging.getLogger("relay")
@@ -119,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             consumer = EventConsumer(engine, bootstrap, handler, group_id=f"{prefix}.{handler.name}")
             consumer.subscribe()
             workers.append((handler.name, consumer.run))
+        if settings.risk_enabled:
+            # Assesses each transfer.initiated and signals the verdict to its workflow.
+            risk = RiskConsumer(engine, bootstrap, settings, group_id=f"{prefix}.risk")
+            risk.subscribe()
+            workers.append(("risk", risk.run))
 
     threads = [threading.Thread(target=_guarded(name, run, stop, failed), name=name) for name, run in workers]
     for thread in threads:

@@ -21,6 +21,7 @@ DAY_MS: Final = 24 * 60 * 60 * 1000
 TRANSFERS: Final = "ledgerflow.transfers"
 ACCOUNTS: Final = "ledgerflow.accounts"
 NOTIFICATIONS: Final = "ledgerflow.notifications"
+RISK: Final = "ledgerflow.risk"
 
 
 class TopicSetupError(Exception):
@@ -48,6 +49,8 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(ACCOUNTS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(NOTIFICATIONS, partitions=3, retention_ms=1 * DAY_MS),
     TopicSpec("ledgerflow.ops", partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
+    # Risk verdicts, keyed by transfer id like the transfers they judge; kept as long.
+    TopicSpec(RISK, partitions=6, retention_ms=7 * DAY_MS),
 )
 
 

@@ -7,6 +7,7 @@ for it (a pure unit test starts nothing) and everything stops when the session e
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -17,6 +18,11 @@ import pytest
 
 from stack import postgres
 from stack.ephemeral import EphemeralStack, PgServer
+
+# Risk review waits for a verdict from the risk consumer on Kafka; most suites run a worker
+# with no relay and no Kafka, where every transfer would wait and go to review. They run with
+# it off; the risk tests (tests/risk/) and the chaos harness turn it on explicitly.
+os.environ.setdefault("LEDGERFLOW_RISK_ENABLED", "false")
 
 # Kept as a name the tests import (fixture type hints).
 TestStack = EphemeralStack

@@ -34,6 +34,7 @@ def transfer_policy(settings: Settings) -> TransferPolicy:
         otp_key=settings.otp_key_bytes(),
         review_threshold_minor=dict(settings.review_threshold_minor),
         fx_quote_ttl_s=settings.fx_quote_ttl_s,
+        risk_wait_s=settings.risk_wait_s if settings.risk_enabled else 0,
     )
 
 
@@ -80,6 +81,7 @@ def build_worker(
             transfers.fetch_fx_quote,
             transfers.post_transfer,
             transfers.close_transfer,
+            transfers.record_risk_decision,
             *reconciliation.all(),
             retention.start,
             retention.sweep_batch,

@@ -8,6 +8,7 @@ transfer id, never on the run id, so a reset or a retried activity cannot post t
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         Quote,
         QuoteInput,
         ReviewDecision,
+        RiskDecisionInput,
+        RiskVerdict,
         StatusInput,
         TimelineEvent,
         TransferRequest,
@@ -39,6 +42,7 @@ TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 SOURCE_CURRENCY = SearchAttributeKey.for_keyword("SourceCurrency")
 DESTINATION_CURRENCY = SearchAttributeKey.for_keyword("DestinationCurrency")
+RISK_VERDICT = SearchAttributeKey.for_keyword("RiskVerdict")
 
 # Infrastructure failures (database restarts, worker crashes) retry with backoff, bounded so a
 # transfer never retries forever; business failures are non-retryable ApplicationErrors.
@@ -59,6 +63,11 @@ QUOTE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 # machine. The result is stored in a marker, encrypted by the payload codec like any other
 # payload. Histories recorded before the patch replay through the regular-activity path.
 LOCAL_STEPS_PATCH = "local-db-steps"
+
+# Since this patch a transfer waits for its risk verdict (the `risk_verdict` signal) after the
+# code and before it posts; see _risk_gate. Histories recorded before it never wait.
+RISK_PATCH = "risk-verdict"
+RISK_UNAVAILABLE = "risk_unavailable"
 
 T = TypeVar("T")
 
@@ -95,6 +104,9 @@ class TransferWorkflow:
         self._review: ReviewDecision | None = None
         self._timeline: list[TimelineEvent] = []
         self._local_steps = False
+        self._risk: RiskVerdict | None = None
+        self._risk_settled = False
+        self._risk_patch = False
         # Search attribute updates not yet sent (see _attributes).
         self._pending_attributes: dict[str, SearchAttributeUpdate[str]] = {}
 
@@ -104,6 +116,9 @@ class TransferWorkflow:
     async def run(self, request: TransferRequest) -> str:
         # Decided once, before the first step, so a history is all one way or all the other.
         self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
+        # Likewise decided at the start (a patch marker between local-activity markers
+        # would be matched out of order on replay).
+        self._risk_patch = workflow.patched(RISK_PATCH)
         status = await self._run(request)
         self._flush_attributes()
         # An early end (say, insufficient funds) can finish within the first workflow task:
@@ -152,7 +167,13 @@ class TransferWorkflow:
             return await self._close(outcome[0], outcome[1])
 
         # The accepting OTP check already moved the transfer to in_review or processing.
-        if initiated.review_required:
+        risk_review = False
+        if initiated.risk_wait_s > 0 and self._risk_patch:
+            verdict = await self._risk_gate(request, initiated)
+            if verdict == "block":
+                return await self._close("failed", "risk_blocked")
+            risk_review = verdict == "review"
+        if initiated.review_required or risk_review:
             self._set_status("in_review")
             self._flush_attributes()
             await workflow.wait_condition(lambda: self._review is not None)
@@ -226,6 +247,39 @@ class TransferWorkflow:
             if result.outcome == "expired":
                 return ("expired", "otp_expired")
 
+    async def _risk_gate(self, request: TransferRequest, initiated: InitiateResult) -> str:
+        """Wait for the risk verdict (at most `risk_wait_s` from now, the code just taken) and
+        record it unless it is `allow`; no verdict in time is a review for `risk_unavailable`
+        (fail closed). Returns the verdict acted on. A verdict arriving later changes nothing."""
+        # Where the accepting check put the transfer; it rests there while it waits.
+        self._set_status("in_review" if initiated.review_required else "processing")
+        if self._risk is None:
+            self._flush_attributes()
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._risk is not None,
+                    timeout=timedelta(seconds=initiated.risk_wait_s),
+                    timeout_summary="risk-verdict",
+                )
+        self._risk_settled = True
+        risk = self._risk or RiskVerdict(event_id="", verdict="review", reasons=[RISK_UNAVAILABLE])
+        self._record(f"risk_{risk.verdict}", ",".join(risk.reasons))
+        self._attributes(RISK_VERDICT.value_set(risk.verdict if self._risk is not None else "unavailable"))
+        if risk.verdict == "allow":
+            return "allow"
+        verdict = "block" if risk.verdict == "block" else "review"
+        # Blocked: the hold is voided by _close. Reviewed: to in_review, unless the amount
+        # already put it there.
+        to_status = "in_review" if verdict == "review" and not initiated.review_required else None
+        await self._step(
+            "record_risk_decision",
+            RiskDecisionInput(
+                transfer_id=request.transfer_id, verdict=verdict, reasons=list(risk.reasons), to_status=to_status
+            ),
+            type(None),
+        )
+        return verdict
+
     async def _firm_quote(self, request: TransferRequest, initiated: InitiateResult) -> Quote:
         quote_input = QuoteInput(
             transfer_id=request.transfer_id,
@@ -296,6 +350,12 @@ class TransferWorkflow:
         await workflow.wait_condition(lambda: submission_id in self._otp_outcomes)
         return self._otp_outcomes[submission_id]
 
+    @workflow.signal(name="risk_verdict")
+    def risk_verdict(self, verdict: RiskVerdict) -> None:
+        # The first verdict only, and only while the transfer can still act on it.
+        if self._risk is None and not self._risk_settled:
+            self._risk = verdict
+
     @workflow.signal(name="cancel")
     def cancel(self) -> None:
         if self._status in ("initiating", "pending_otp"):
@@ -322,7 +382,15 @@ class TransferWorkflow:
             failure_reason=self._failure_reason,
             timeline=list(self._timeline),
             otp_outcomes=dict(self._otp_outcomes),
+            refusal=self._refusal(),
         )
+
+    def _refusal(self) -> dict[str, Any] | None:
+        """The details of the initiation's refusal, when it named any (a query: no commands)."""
+        err = self._initiation_error
+        if err is None or not err.details or not isinstance(err.details[0], dict):
+            return None
+        return dict(err.details[0])
 
     # -- bookkeeping ----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from api.routes import (
     accounts,
     customers,
     fx,
+    limits,
     notifications,
     ops_accounts,
     ops_audit,
@@ -19,9 +20,11 @@ from api.routes import (
     ops_dead_letters,
     ops_deposits,
     ops_fx,
+    ops_limits,
     ops_reconciliation,
     ops_retention,
     ops_reversals,
+    ops_risk,
     ops_staff,
     ops_transfers,
     totp,
@@ -35,6 +38,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     notifications.router,
     fx.router,
     totp.customer_router,
+    limits.router,
 ]
 OPS_ROUTERS: list[APIRouter] = [
     ops_auth.router,
@@ -51,4 +55,6 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_dead_letters.router,
     ops_retention.router,
     totp.ops_router,
+    ops_limits.router,
+    ops_risk.router,
 ]

@@ -191,7 +191,11 @@ async def create_transfer(
         except TransferNotFound as err:
             # No transfer row: the ledger refused it before placing the hold.
             metrics.TRANSFER_TRANSITIONS.labels("failed").inc()
-            raise refusal(state.failure_reason or "transfer_refused", "The transfer was refused.") from err
+            problem = refusal(state.failure_reason or "transfer_refused", "The transfer was refused.")
+            if state.failure_reason == "limit_exceeded" and state.refusal:
+                problem.detail = "The transfer would pass one of your limits (see GET /v1/limits)."
+                problem.extra.update(state.refusal)
+            raise problem from err
         metrics.TRANSFER_TRANSITIONS.labels(state.status).inc()
         expires_at = datetime.fromisoformat(state.otp_expires_at) if state.otp_expires_at else None
         otp = schemas.Otp(expires_at=expires_at, attempts_left=state.attempts_left)

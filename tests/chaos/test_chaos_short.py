@@ -28,7 +28,7 @@ def test_invariants_hold_under_faults() -> None:
     (RESULTS / "chaos-ci-latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("outcomes", "retries_seen", "duplicates_absorbed", "faults_injected")}))
     assert report["invariants"] == {name: True for name in report["invariants"]}, report["details"]
-    assert len(report["invariants"]) == 9
+    assert len(report["invariants"]) == 11
     assert report["posted"] > 0
     assert len(report["faults_injected"]) >= 6
     # The many-process stack: two of each kind, one of each killed (twice: alone, then together)

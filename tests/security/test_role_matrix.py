@@ -75,6 +75,12 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/ops/v1/outbox/relay"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/decode"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/encode"): ANY_STAFF,
+    ("GET", "/ops/v1/limits/defaults"): roles("admin"),
+    ("PUT", "/ops/v1/limits/defaults"): roles("admin"),
+    ("GET", "/ops/v1/customers/{}/limits"): ANY_STAFF,
+    ("PUT", "/ops/v1/customers/{}/limits"): roles("operator"),
+    ("GET", "/ops/v1/risk/rules"): ANY_STAFF,
+    ("PUT", "/ops/v1/risk/rules/{}"): roles("admin"),
 }
 
 _PARAM: Final = re.compile(r"\{[^}]+\}")
@@ -106,7 +112,7 @@ def concrete(path: str) -> str:
 
     def value(match: re.Match[str]) -> str:
         name = match.group(0)[1:-1]
-        return {"base": "USD", "quote": "EUR"}.get(name, str(uuid.uuid4()))
+        return {"base": "USD", "quote": "EUR", "name": "velocity"}.get(name, str(uuid.uuid4()))
 
     return _PARAM.sub(value, path)
 

@@ -1,0 +1,144 @@
+"""Transfer limits as staff manage them: the defaults (admin) and a customer's overrides
+(operator), each read with an ETag and replaced with If-Match, every change audited.
+
+A customer without overrides reads as `{limits: [], version: 0}` (ETag "0"); a PUT with
+If-Match "0" creates their set. The limit check itself runs in the ledger's hold transaction
+(risk.limits), so a change here applies to the next transfer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request, Response
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from api import audit, views
+from api.deps import Admin, AnyStaff, EngineDep, Operator, StaffPrincipal, client_ip
+from api.problems import Problem, not_found
+from api.routes.ops_accounts import _expected_version as expected_version
+from api.schemas_risk import CurrencyLimit, Limits, LimitsIn
+from ledger.db import Conn, transaction
+from ledger.errors import VersionConflict
+from risk import limits as risk_limits
+
+router = APIRouter(tags=["ops: limits"])
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+
+
+def _view(limit_set: risk_limits.LimitSet | None) -> Limits:
+    if limit_set is None:
+        return Limits(limits=[], version=0)
+    return Limits(
+        limits=[CurrencyLimit(**lim.as_json()) for lim in limit_set.limits],
+        version=limit_set.version,
+        updated_at=limit_set.updated_at,
+        updated_by=limit_set.updated_by,
+    )
+
+
+def _customer_exists(conn: Conn, customer_id: UUID) -> bool:
+    return conn.execute("SELECT 1 FROM customers WHERE id = %s", (customer_id,)).fetchone() is not None
+
+
+def _read(engine: Engine, scope: str, response: Response) -> Limits:
+    with transaction(engine) as conn:
+        view = _view(risk_limits.get_limit_set(conn, scope))
+    response.headers["ETag"] = views.etag(view.version)
+    return view
+
+
+def _replace(
+    engine: Engine, scope: str, body: LimitsIn, version: int, staff: StaffPrincipal, request: Request
+) -> Limits:
+    """Compare-and-set the scope's limits and audit the change, in one transaction.
+
+    Raises: Problem 412 version_conflict, 422 invalid_limits.
+    """
+    entries = [
+        risk_limits.CurrencyLimits(
+            currency=e.currency,
+            per_transfer_max_minor=e.per_transfer_max_minor,
+            daily_max_minor=e.daily_max_minor,
+            hourly_count_max=e.hourly_count_max,
+        )
+        for e in body.limits
+    ]
+    try:
+        with engine.begin() as sa_conn:
+            conn = driver_connection(sa_conn)
+            before = risk_limits.get_limit_set(conn, scope)
+            after = risk_limits.put_limit_set(
+                conn, scope, entries, expected_version=None if version == 0 else version, updated_by=staff.email
+            )
+            view = _view(after)
+            audit.record(
+                sa_conn,
+                actor=staff.actor,
+                action="limits.set",
+                target_type="limits",
+                target_id=scope,
+                before=_view(before).model_dump(mode="json"),
+                after=view.model_dump(mode="json"),
+                ip=client_ip(request),
+            )
+    except VersionConflict as err:
+        raise Problem(
+            412,
+            "version_conflict",
+            "Version conflict",
+            "The limits changed since you read them; read them again.",
+            current_version=err.actual or 0,
+        ) from err
+    except risk_limits.InvalidLimits as err:
+        raise Problem(422, "invalid_limits", "Invalid limits", str(err)) from err
+    return view
+
+
+def driver_connection(sa_conn: Connection) -> Conn:
+    """The psycopg connection under a SQLAlchemy one: same session, same transaction."""
+    return cast(Conn, sa_conn.connection.driver_connection)
+
+
+@router.get("/limits/defaults", response_model=Limits, summary="The default limits (for customers without their own)")
+def get_defaults(staff: Admin, engine: EngineDep, response: Response) -> Limits:
+    return _read(engine, risk_limits.DEFAULT_SCOPE, response)
+
+
+@router.put("/limits/defaults", response_model=Limits, summary="Replace the default limits (If-Match)")
+def put_defaults(
+    body: LimitsIn, staff: Admin, engine: EngineDep, request: Request, response: Response, if_match: IfMatch = None
+) -> Limits:
+    view = _replace(engine, risk_limits.DEFAULT_SCOPE, body, expected_version(if_match), staff, request)
+    response.headers["ETag"] = views.etag(view.version)
+    return view
+
+
+@router.get("/customers/{customer_id}/limits", response_model=Limits, summary="A customer's own limits")
+def get_customer_limits(customer_id: UUID, staff: AnyStaff, engine: EngineDep, response: Response) -> Limits:
+    with transaction(engine) as conn:
+        if not _customer_exists(conn, customer_id):
+            raise not_found("customer", "customer_not_found")
+    return _read(engine, str(customer_id), response)
+
+
+@router.put("/customers/{customer_id}/limits", response_model=Limits, summary="Replace a customer's limits (If-Match)")
+def put_customer_limits(
+    customer_id: UUID,
+    body: LimitsIn,
+    staff: Operator,
+    engine: EngineDep,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Limits:
+    version = expected_version(if_match)
+    with transaction(engine) as conn:
+        if not _customer_exists(conn, customer_id):
+            raise not_found("customer", "customer_not_found")
+    view = _replace(engine, str(customer_id), body, version, staff, request)
+    response.headers["ETag"] = views.etag(view.version)
+    return view

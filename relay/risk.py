@@ -1,0 +1,183 @@
+"""The risk consumer: assesses each `transfer.initiated` and delivers the verdict to the
+transfer's workflow.
+
+Two halves, so that neither a crash nor a redelivery can apply a verdict twice or lose one:
+1. `RiskAssessor` (a relay.consumer Handler) records the assessment, its `risk.assessed`
+   outbox event and the event's dedup row in ONE transaction (risk.assess); a redelivered
+   event finds its dedup row (or the assessment) and writes nothing.
+2. After each batch commits, `RiskConsumer` signals every assessment not yet delivered
+   (`signalled_at IS NULL`) to its workflow and marks it. A crash between the signal and the
+   mark re-sends the same verdict, keyed by the event id, which the workflow ignores (it takes
+   the first verdict only). A workflow that has closed is marked too: nothing waits for it.
+The Temporal client lives on this consumer's own thread and event loop; while Temporal is
+unreachable the assessments wait in the table and go out once it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.transfer_io import RiskVerdict
+from config.settings import Settings
+from ledger.db import Conn, transaction
+from relay.consumer import EventConsumer
+from relay.envelope import Event, MalformedEvent, data_uuid
+from relay.options import ConsumerOptions
+from relay.topics import TRANSFERS
+from risk import assess as risk_assess
+
+log = logging.getLogger(__name__)
+
+TRANSFER_INITIATED: Final = "transfer.initiated"
+SIGNAL: Final = "risk_verdict"
+DELIVER_BATCH: Final = 200
+
+VERDICTS: Final = Counter(
+    "ledgerflow_risk_verdicts_total",
+    "Risk assessments by verdict and by the rule that fired ('none' for an allow)",
+    ["verdict", "rule"],
+)
+VERDICT_LATENCY: Final = Histogram(
+    "ledgerflow_risk_verdict_latency_seconds",
+    "From the transfer.initiated commit to the verdict's signal reaching the workflow",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
+
+class RiskAssessor:
+    """Consumer of ledgerflow.transfers: assesses `transfer.initiated` (a relay.consumer Handler)."""
+
+    name = "risk"
+    topics: Sequence[str] = (TRANSFERS,)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type == TRANSFER_INITIATED
+
+    def apply(self, conn: Conn, event: Event) -> None:
+        """Raises: MalformedEvent when the event lacks what the rules need."""
+        data = event.data
+        amount = data.get("source_amount_minor")
+        currency = data.get("source_currency")
+        workflow_id = data.get("workflow_id")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str):
+            raise MalformedEvent("data.source_amount_minor or data.source_currency is missing")
+        transfer_id = data_uuid(data, "transfer_id")
+        customer_id = data_uuid(data, "customer_id")
+        source = data_uuid(data, "source_account_id")
+        destination = data_uuid(data, "destination_account_id")
+        assert transfer_id and customer_id and source and destination  # required=True
+        initiated = risk_assess.InitiatedTransfer(
+            event_id=event.id,
+            transfer_id=transfer_id,
+            customer_id=customer_id,
+            source_account_id=source,
+            destination_account_id=destination,
+            amount_minor=amount,
+            currency=currency,
+            workflow_id=workflow_id if isinstance(workflow_id, str) else f"transfer-{transfer_id}",
+            initiated_at=event.time,
+        )
+        result = risk_assess.record_assessment(conn, initiated)
+        if result is not None:
+            for rule in result.reasons or ("none",):
+                VERDICTS.labels(result.verdict, rule).inc()
+
+
+class RiskConsumer(EventConsumer):
+    """The risk group's member: assess a batch, then deliver the verdicts not yet delivered."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bootstrap: str,
+        settings: Settings,
+        *,
+        group_id: str | None = None,
+        options: ConsumerOptions | None = None,
+        client: Client | None = None,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
+        super().__init__(
+            engine, bootstrap, RiskAssessor(), group_id=group_id, options=options, start_offsets=start_offsets
+        )
+        self._settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._client = client
+        self._next_connect = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            super().run(stop)
+        finally:
+            self._loop.close()
+
+    def poll_once(self) -> int:
+        n = super().poll_once()
+        self.deliver_pending()
+        return n
+
+    def _temporal(self) -> Client | None:
+        if self._client is not None:
+            return self._client
+        if time.monotonic() < self._next_connect:
+            return None
+        from worker.temporal_client import connect  # the one way to connect (encrypting converter)
+
+        try:
+            self._client = self._loop.run_until_complete(asyncio.wait_for(connect(self._settings), 10))
+        except Exception as exc:  # any failure to connect: retry on a later batch
+            self._next_connect = time.monotonic() + 2.0
+            log.warning("risk: Temporal unreachable (%s); verdicts wait in risk_assessments", exc)
+            return None
+        return self._client
+
+    def deliver_pending(self) -> int:
+        """Signal the verdicts not yet delivered; returns how many were marked delivered."""
+        with transaction(self.engine) as conn:
+            pending = risk_assess.unsignalled(conn, DELIVER_BATCH)
+        if not pending:
+            return 0
+        client = self._temporal()
+        if client is None:
+            return 0
+        delivered = self._loop.run_until_complete(self._signal_all(client, pending))
+        if delivered:
+            with transaction(self.engine) as conn:
+                risk_assess.mark_signalled(conn, [a.transfer_id for a in delivered])
+        now = datetime.now(UTC)
+        for assessment in delivered:
+            VERDICT_LATENCY.observe(max(0.0, (now - assessment.initiated_at).total_seconds()))
+        return len(delivered)
+
+    async def _signal_all(
+        self, client: Client, pending: list[risk_assess.StoredAssessment]
+    ) -> list[risk_assess.StoredAssessment]:
+        async def one(assessment: risk_assess.StoredAssessment) -> risk_assess.StoredAssessment | None:
+            verdict = RiskVerdict(
+                event_id=str(assessment.event_id),
+                verdict=assessment.verdict,
+                reasons=list(assessment.reasons),
+                assessed_at=assessment.assessed_at.isoformat(),
+            )
+            try:
+                await client.get_workflow_handle(assessment.workflow_id).signal(SIGNAL, verdict)
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return assessment  # closed or gone: nothing waits for this verdict
+                log.warning("risk: could not signal %s (%s); will retry", assessment.workflow_id, err.message)
+                return None
+            return assessment
+
+        results = await asyncio.gather(*(one(a) for a in pending))
+        return [a for a in results if a is not None]

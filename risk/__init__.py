@@ -1,0 +1,1 @@
+"""Risk controls: transfer limits (synchronous, in the hold's transaction) and fraud rules (asynchronous)."""

@@ -1,0 +1,246 @@
+"""Fraud assessments in PostgreSQL: the rules as stored, the facts a transfer is judged on,
+the assessment (idempotent by the `transfer.initiated` event id) with its `risk.assessed`
+outbox event, and the bookkeeping of delivering the verdict to the transfer's workflow.
+
+Everything here runs on a caller's connection, inside the caller's transaction (the risk
+consumer's, the API's): an assessment, its event and its dedup row commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ledger.db import Conn
+from ledger.ids import event_id
+from ledger.outbox import insert_event, make_event
+from risk.rules import Assessment, Facts, Rule, UnknownRule, assess, validate_params
+
+SOURCE = "/ledgerflow/risk"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRule:
+    rule: Rule
+    version: int
+    updated_at: datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InitiatedTransfer:
+    """What a `transfer.initiated` event says about the transfer (the facts' starting point)."""
+
+    event_id: UUID
+    transfer_id: UUID
+    customer_id: UUID
+    source_account_id: UUID
+    destination_account_id: UUID
+    amount_minor: int  # what leaves the source
+    currency: str  # the source currency
+    workflow_id: str
+    initiated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAssessment:
+    transfer_id: UUID
+    event_id: UUID
+    workflow_id: str
+    verdict: str
+    reasons: list[str]
+    initiated_at: datetime
+    assessed_at: datetime
+
+
+def _rule(row: tuple[Any, ...]) -> StoredRule:
+    params = row[3] if isinstance(row[3], dict) else json.loads(row[3])
+    return StoredRule(Rule(row[0], bool(row[1]), row[2], params), int(row[4]), row[5], row[6])
+
+
+_RULE_COLUMNS = "name, enabled, action, params, version, updated_at, updated_by"
+
+
+def list_rules(conn: Conn) -> list[StoredRule]:
+    return [_rule(r) for r in conn.execute(f"SELECT {_RULE_COLUMNS} FROM risk_rules ORDER BY name").fetchall()]
+
+
+def put_rule(
+    conn: Conn, name: str, *, enabled: bool, action: str, params: dict[str, Any], updated_by: str
+) -> StoredRule:
+    """Replace a rule's settings. Raises: UnknownRule, InvalidRule."""
+    clean = validate_params(name, params)
+    row = conn.execute(
+        f"UPDATE risk_rules SET enabled = %s, action = %s, params = %s::jsonb, version = version + 1, "
+        f"updated_at = now(), updated_by = %s WHERE name = %s RETURNING {_RULE_COLUMNS}",
+        (enabled, action, json.dumps(clean), updated_by, name),
+    ).fetchone()
+    if row is None:
+        raise UnknownRule(name)
+    return _rule(row)
+
+
+def _median(amounts: list[int]) -> Decimal | None:
+    if not amounts:
+        return None
+    ordered = sorted(amounts)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return Decimal(ordered[mid])
+    return (Decimal(ordered[mid - 1]) + Decimal(ordered[mid])) / 2
+
+
+def gather_facts(conn: Conn, transfer: InitiatedTransfer, rules: Iterable[Rule]) -> Facts:
+    """Read what the enabled rules need (and only that) as of the transfer's initiation."""
+    by_name = {rule.name: rule for rule in rules if rule.enabled}
+    at = transfer.initiated_at
+    recent_count = 0
+    if "velocity" in by_name:
+        window = timedelta(seconds=int(by_name["velocity"].params["window_s"]))
+        row = conn.execute(
+            "SELECT count(*) FROM transfers WHERE customer_id = %s AND created_at > %s AND created_at <= %s",
+            (transfer.customer_id, at - window, at),
+        ).fetchone()
+        recent_count = int(row[0]) if row else 0
+    known_payee = False
+    if "new_payee_amount" in by_name:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM transfers WHERE customer_id = %s AND destination_account_id = %s "
+            "AND status IN ('posted', 'reversed') AND created_at < %s AND id <> %s)",
+            (transfer.customer_id, transfer.destination_account_id, at, transfer.transfer_id),
+        ).fetchone()
+        known_payee = bool(row and row[0])
+    median: Decimal | None = None
+    if "amount_spike" in by_name:
+        days = timedelta(days=int(by_name["amount_spike"].params["days"]))
+        rows = conn.execute(
+            "SELECT source_amount_minor FROM transfers WHERE customer_id = %s AND source_currency = %s "
+            "AND status IN ('posted', 'reversed') AND created_at >= %s AND created_at < %s AND id <> %s",
+            (transfer.customer_id, transfer.currency, at - days, at, transfer.transfer_id),
+        ).fetchall()
+        median = _median([int(r[0]) for r in rows])
+    age_s = 0.0
+    if "new_account" in by_name:
+        row = conn.execute("SELECT created_at FROM accounts WHERE id = %s", (transfer.source_account_id,)).fetchone()
+        age_s = (at - row[0]).total_seconds() if row else 0.0
+    return Facts(
+        amount_minor=transfer.amount_minor,
+        currency=transfer.currency,
+        recent_count=recent_count,
+        known_payee=known_payee,
+        median_minor=median,
+        account_age_s=age_s,
+    )
+
+
+def record_assessment(conn: Conn, transfer: InitiatedTransfer) -> Assessment | None:
+    """Assess the transfer and record it with its `risk.assessed` event; None (and nothing
+    written) when this event, or another for the same transfer, was assessed before."""
+    done = conn.execute(
+        "SELECT 1 FROM risk_assessments WHERE event_id = %s OR transfer_id = %s",
+        (transfer.event_id, transfer.transfer_id),
+    ).fetchone()
+    if done is not None:
+        return None
+    rules = [stored.rule for stored in list_rules(conn)]
+    result = assess(rules, gather_facts(conn, transfer, rules))
+    row = conn.execute(
+        "INSERT INTO risk_assessments (transfer_id, event_id, customer_id, workflow_id, verdict, reasons, "
+        "initiated_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING RETURNING assessed_at",
+        (
+            transfer.transfer_id,
+            transfer.event_id,
+            transfer.customer_id,
+            transfer.workflow_id,
+            result.verdict,
+            json.dumps(list(result.reasons)),
+            transfer.initiated_at,
+        ),
+    ).fetchone()
+    if row is None:
+        return None
+    event = make_event(
+        "risk.assessed",
+        business_id=transfer.transfer_id,
+        key=transfer.transfer_id,
+        data={
+            "transfer_id": transfer.transfer_id,
+            "customer_id": transfer.customer_id,
+            "verdict": result.verdict,
+            "reasons": list(result.reasons),
+            "assessed_at": row[0],
+            "initiated_event_id": transfer.event_id,
+        },
+        source=SOURCE,
+    )
+    insert_event(conn, event)
+    return result
+
+
+_ASSESSMENT_COLUMNS = "transfer_id, event_id, workflow_id, verdict, reasons, initiated_at, assessed_at"
+
+
+def _stored(row: tuple[Any, ...]) -> StoredAssessment:
+    reasons = row[4] if isinstance(row[4], list) else json.loads(row[4])
+    return StoredAssessment(row[0], row[1], row[2], row[3], [str(r) for r in reasons], row[5], row[6])
+
+
+def unsignalled(conn: Conn, limit: int) -> list[StoredAssessment]:
+    """Assessments whose verdict has not reached the workflow yet, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE signalled_at IS NULL "
+        "ORDER BY assessed_at LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [_stored(r) for r in rows]
+
+
+def mark_signalled(conn: Conn, transfer_ids: list[UUID]) -> None:
+    conn.execute(
+        "UPDATE risk_assessments SET signalled_at = now() WHERE transfer_id = ANY(%s) AND signalled_at IS NULL",
+        (transfer_ids,),
+    )
+
+
+def assessed_event_id(transfer_id: UUID) -> UUID:
+    """The id of the transfer's `risk.assessed` event (derived, like every event id)."""
+    return event_id(transfer_id, "risk.assessed")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    verdict: str
+    reasons: list[str]
+    assessed_at: datetime
+
+
+def risk_of(conn: Conn, transfer_ids: list[UUID]) -> dict[UUID, RiskView]:
+    """What the API shows as each transfer's `risk`: what the workflow decided when it did
+    not simply go on (a review, a block, or `risk_unavailable`), else the assessment."""
+    if not transfer_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT transfer_id, verdict, reasons, decided_at, 0 FROM risk_decisions WHERE transfer_id = ANY(%(ids)s) "
+        "UNION ALL SELECT transfer_id, verdict, reasons, assessed_at, 1 FROM risk_assessments "
+        "WHERE transfer_id = ANY(%(ids)s) ORDER BY 5 DESC",
+        {"ids": transfer_ids},
+    ).fetchall()
+    out: dict[UUID, RiskView] = {}
+    for transfer_id, verdict, reasons, at, _ in rows:  # decisions last: they win
+        listed = reasons if isinstance(reasons, list) else json.loads(reasons)
+        out[transfer_id] = RiskView(verdict, [str(r) for r in listed], at)
+    return out
+
+
+def record_decision(conn: Conn, transfer_id: UUID, verdict: str, reasons: list[str]) -> None:
+    """What the workflow acted on (idempotent: the first decision stays)."""
+    conn.execute(
+        "INSERT INTO risk_decisions (transfer_id, verdict, reasons) VALUES (%s, %s, %s::jsonb) "
+        "ON CONFLICT (transfer_id) DO NOTHING",
+        (transfer_id, verdict, json.dumps(reasons)),
+    )

@@ -23,6 +23,14 @@ class TransferRequest:
     description: str = ""
     otp_ttl_s: int = 300
     otp_max_attempts: int = 5
+    # The SCA exemption asked for: "" (an OTP), "trusted_payee" (with payee_id) or
+    # "recurring" (a standing-order run, with standing_order_id and scheduled_for). The
+    # initiation step checks it against the database before granting it. Defaults keep
+    # histories recorded before these fields decoding.
+    sca_exemption: str = ""
+    payee_id: str = ""
+    standing_order_id: str = ""
+    scheduled_for: str = ""  # ISO date of a standing-order run
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class InitiateResult:
     otp_expires_at: str
     attempts_left: int
     review_required: bool
+    # The exemption granted ("" when an OTP was issued and must be waited for).
+    sca_exemption: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 T = TypeVar("T")
 
@@ -22,6 +22,7 @@ CurrencyCode = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"]
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, examples=[1000])]
 Role = Literal["operator", "approver", "auditor", "admin"]
 AccountStatus = Literal["active", "frozen", "closed"]
+ScaExemption = Literal["trusted_payee", "recurring"]
 TransferStatus = Literal[
     "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
 ]
@@ -118,12 +119,38 @@ class AccountIn(Body):
 
 class Account(BaseModel):
     id: UUID
+    # LF + 2 check digits + 16 digits; portals print it in groups of four.
+    account_number: str
     customer_id: UUID | None
     currency: str
     label: str | None
     status: AccountStatus
     balance: Balance
     version: int
+    created_at: datetime
+
+
+class AccountLookup(BaseModel):
+    account_number: str
+    # Initials only ("A. M."): enough to recognise a payee, too little to harvest names.
+    holder_name_hint: str
+
+
+# A payee's name is bound into its OTP hash with a control-character separator, and printed in
+# messages: no control characters.
+PayeeName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class PayeeIn(Body):
+    account_number: Annotated[str, Field(min_length=1, max_length=64, examples=["LF77 1000 0000 0000 0001"])]
+    name: PayeeName
+
+
+class Payee(BaseModel):
+    id: UUID
+    account_number: str
+    name: str
+    status: Literal["pending_otp", "trusted", "deleted"]
     created_at: datetime
 
 
@@ -151,11 +178,25 @@ class Entry(BaseModel):
 
 
 class TransferIn(Body):
+    """Exactly one of destination_account_id, destination_account_number (spaces ignored)
+    and payee_id names where the money goes."""
+
     source_account_id: UUID
-    destination_account_id: UUID
+    destination_account_id: UUID | None = None
+    destination_account_number: Annotated[str | None, Field(max_length=64, examples=["LF77 1000 0000 0000 0001"])] = (
+        None
+    )
+    payee_id: UUID | None = None
     amount_minor: AmountMinor
     currency: CurrencyCode
     description: Annotated[str | None, Field(max_length=200)] = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> TransferIn:
+        given = [self.destination_account_id, self.destination_account_number, self.payee_id]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of destination_account_id, destination_account_number and payee_id")
+        return self
 
 
 class Fx(BaseModel):
@@ -195,6 +236,11 @@ class Transfer(BaseModel):
     workflow_id: str
     created_at: datetime
     updated_at: datetime
+    # Why no OTP was asked (PSD2 RTS Art. 13 trusted payee, Art. 14 recurring); null when
+    # the customer approved it with a code.
+    sca_exemption: ScaExemption | None = None
+    payee_id: UUID | None = None
+    standing_order_id: UUID | None = None
 
 
 class OtpIn(Body):

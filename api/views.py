@@ -13,8 +13,10 @@ from sqlalchemy.engine import Engine
 
 from api import schemas
 from api.problems import Problem
+from ledger import payees
 from ledger.accounts import Account
 from ledger.balances import Balance, StatementEntry
+from ledger.db import connection
 from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus
 
@@ -33,6 +35,7 @@ def balance(b: Balance) -> schemas.Balance:
 def account(a: Account, b: Balance) -> schemas.Account:
     return schemas.Account(
         id=a.id,
+        account_number=a.account_number,
         customer_id=a.customer_id,
         currency=a.currency,
         label=a.label,
@@ -82,7 +85,14 @@ def otp_challenges(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, s
     return {UUID(str(r.transfer_id)): schemas.Otp(expires_at=r.expires_at, attempts_left=r.attempts_left) for r in rows}
 
 
-def transfer(t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg]) -> schemas.Transfer:
+def exemptions(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, payees.TransferSca]:
+    with connection(engine) as conn:
+        return payees.exemptions_of(conn, transfer_ids)
+
+
+def transfer(
+    t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg], sca: payees.TransferSca | None = None
+) -> schemas.Transfer:
     fx = None
     if t.is_fx and t.fx_rate is not None:
         fx = schemas.Fx(
@@ -108,6 +118,9 @@ def transfer(t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg]) -
         workflow_id=t.workflow_id,
         created_at=t.created_at,
         updated_at=t.updated_at,
+        sca_exemption=sca.sca_exemption.value if sca is not None else None,
+        payee_id=sca.payee_id if sca is not None else None,
+        standing_order_id=sca.standing_order_id if sca is not None else None,
     )
 
 
@@ -128,13 +141,14 @@ def transfer_legs(ledger: Ledger, t: Transfer) -> list[schemas.Leg]:
 def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[schemas.Transfer]:
     pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
     otps = otp_challenges(engine, pending)
-    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t)) for t in items]
+    scas = exemptions(engine, [t.id for t in items])
+    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t), sca=scas.get(t.id)) for t in items]
 
 
 def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
     if otp is None and t.status is TransferStatus.PENDING_OTP:
         otp = otp_challenges(engine, [t.id]).get(t.id)
-    return transfer(t, otp=otp, legs=transfer_legs(ledger, t))
+    return transfer(t, otp=otp, legs=transfer_legs(ledger, t), sca=exemptions(engine, [t.id]).get(t.id))
 
 
 def utc(at: datetime | None) -> datetime | None:

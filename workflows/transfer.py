@@ -60,6 +60,9 @@ QUOTE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 # payload. Histories recorded before the patch replay through the regular-activity path.
 LOCAL_STEPS_PATCH = "local-db-steps"
 
+# Transfers to a trusted payee, and standing-order runs, skip the OTP (see `_run`).
+SCA_EXEMPTION_PATCH = "sca-exemption"
+
 T = TypeVar("T")
 
 # How a step's final failure reaches the workflow: a regular activity's as ActivityError with
@@ -142,16 +145,32 @@ class TransferWorkflow:
                 "review_required": initiated.review_required,
             }
         )
-        self._otp_expires_at = initiated.otp_expires_at
-        self._attempts_left = initiated.attempts_left
         self._upsert_currency_attributes(initiated)
-        self._set_status("pending_otp")
+        # Only a history whose initiation granted an exemption asks for the patch, so older
+        # histories (which never carry one) replay unchanged.
+        if initiated.sca_exemption and workflow.patched(SCA_EXEMPTION_PATCH):
+            # No code to wait for (PSD2 RTS Art. 13/14): straight to where an accepted code
+            # would have moved it. Limits, review and risk still apply after this point.
+            self._record("sca_exempt", initiated.sca_exemption)
+            await self._step(
+                "set_transfer_status",
+                StatusInput(
+                    transfer_id=request.transfer_id,
+                    status="in_review" if initiated.review_required else "processing",
+                ),
+                type(None),
+            )
+        else:
+            self._otp_expires_at = initiated.otp_expires_at
+            self._attempts_left = initiated.attempts_left
+            self._set_status("pending_otp")
 
-        outcome = await self._await_otp(request, initiated)
-        if outcome is not None:
-            return await self._close(outcome[0], outcome[1])
+            outcome = await self._await_otp(request, initiated)
+            if outcome is not None:
+                return await self._close(outcome[0], outcome[1])
 
-        # The accepting OTP check already moved the transfer to in_review or processing.
+        # The accepting OTP check (or the exemption step) already moved the transfer to
+        # in_review or processing.
         if initiated.review_required:
             self._set_status("in_review")
             self._flush_attributes()

@@ -23,6 +23,7 @@ from api.routes import (
     ops_reversals,
     ops_staff,
     ops_transfers,
+    payees,
     transfers,
 )
 
@@ -30,6 +31,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     customers.router,
     accounts.router,
     transfers.router,
+    payees.router,
     notifications.router,
     fx.router,
 ]

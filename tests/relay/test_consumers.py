@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from activities.transfer import TransferActivities, TransferPolicy
 from activities.transfer_io import InitiateInput, TransferRequest
 from fx.rates import Rate
+from ledger.account_numbers import grouped
 from ledger.db import connection, transaction
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
@@ -82,7 +83,8 @@ def test_notifier_delivers_the_otp_to_the_payer_only(
     assert (channel, about) == ("in_app", transfer_id)
     assert subject == otp_event.payload["data"]["subject"]
     assert body == otp_event.payload["data"]["body"]
-    assert "25.00 USD" in body and str(destination.id) in body, "names the amount and the payee"
+    payee_number = ledger.get_account(destination.id).account_number
+    assert "25.00 USD" in body and grouped(payee_number) in body, "names the amount and the payee's number"
     assert any(word.isdigit() and len(word) == 6 for word in body.replace(".", " ").split()), "carries the code"
     assert created_at == datetime.fromisoformat(otp_event.payload["time"].replace("Z", "+00:00"))
     assert scalar(engine, "SELECT count(*) FROM processed_events WHERE consumer = 'notifier'") == 1

@@ -6,7 +6,7 @@ currency code; FX rates are decimal strings; ids are UUIDs; times are RFC 3339 U
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
@@ -241,6 +241,57 @@ class Transfer(BaseModel):
     sca_exemption: ScaExemption | None = None
     payee_id: UUID | None = None
     standing_order_id: UUID | None = None
+
+
+Frequency = Literal["daily", "weekly", "monthly"]
+
+
+class StandingOrderIn(Body):
+    source_account_id: UUID
+    payee_id: UUID
+    amount_minor: AmountMinor
+    currency: CurrencyCode
+    frequency: Frequency
+    start_date: date
+    end_date: date | None = None
+    description: Annotated[str | None, Field(max_length=200)] = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> StandingOrderIn:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class StandingOrderRun(BaseModel):
+    scheduled_for: date
+    transfer_id: UUID
+    # The transfer's status; `failed` with failure_reason when it was refused before a
+    # transfer existed (e.g. insufficient_funds); `started` while it is being created.
+    status: str
+    failure_reason: str | None
+
+
+class StandingOrder(BaseModel):
+    id: UUID
+    status: Literal["pending_otp", "active", "paused", "cancelled"]
+    source_account_id: UUID
+    payee_id: UUID
+    amount_minor: int
+    currency: str
+    frequency: Frequency
+    start_date: date
+    end_date: date | None
+    description: str | None
+    next_run_at: datetime | None
+    runs: list[StandingOrderRun]
+    # The Temporal Schedule that runs it (Web UI).
+    schedule_id: str
+    created_at: datetime
+
+
+class OpsStandingOrder(StandingOrder):
+    customer_id: UUID
 
 
 class OtpIn(Body):

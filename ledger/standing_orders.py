@@ -179,6 +179,13 @@ def list_for(conn: Conn, customer_id: UUID) -> list[StandingOrder]:
     return [from_row(r) for r in rows]
 
 
+def list_recent(conn: Conn, limit: int) -> list[StandingOrder]:
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM standing_orders ORDER BY created_at DESC, id DESC LIMIT %s", (limit,)
+    ).fetchall()
+    return [from_row(r) for r in rows]
+
+
 # What each action may start from.
 ALLOWED_FROM: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
     OrderStatus.ACTIVE: frozenset({OrderStatus.PENDING_OTP, OrderStatus.PAUSED}),

@@ -14,6 +14,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.health import HealthActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.standing_order import StandingOrderActivities
 from activities.transfer import TransferActivities, TransferPolicy
 from config.settings import Settings
 from fx.rates import TableRateProvider
@@ -21,6 +22,7 @@ from ledger.service import Ledger
 from security.converter import with_encryption
 from workflows.health import HealthCheckWorkflow
 from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
+from workflows.standing_order import StandingOrderRunWorkflow
 from workflows.transfer import TransferWorkflow
 
 
@@ -41,10 +43,17 @@ def build_worker(
     transfers = TransferActivities(Ledger(engine), TableRateProvider(engine), transfer_policy(settings))
     # The reconciliation activities ask Temporal whether stuck transfers still have a workflow.
     reconciliation = ReconciliationActivities(engine, client)
+    standing_orders = StandingOrderActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[HealthCheckWorkflow, TransferWorkflow, ReconciliationWorkflow, ScheduledReconciliationWorkflow],
+        workflows=[
+            HealthCheckWorkflow,
+            TransferWorkflow,
+            ReconciliationWorkflow,
+            ScheduledReconciliationWorkflow,
+            StandingOrderRunWorkflow,
+        ],
         activities=[
             health.db_ping,
             transfers.initiate_transfer,
@@ -54,6 +63,7 @@ def build_worker(
             transfers.post_transfer,
             transfers.close_transfer,
             *reconciliation.all(),
+            standing_orders.begin_run,
         ],
         # Activities are synchronous (psycopg): they run on this thread pool, one
         # pooled database connection each at most.

@@ -24,6 +24,7 @@ from api.routes import (
     ops_staff,
     ops_transfers,
     payees,
+    standing_orders,
     transfers,
 )
 
@@ -32,6 +33,7 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     accounts.router,
     transfers.router,
     payees.router,
+    standing_orders.router,
     notifications.router,
     fx.router,
 ]
@@ -48,4 +50,5 @@ OPS_ROUTERS: list[APIRouter] = [
     ops_reversals.router,
     ops_reconciliation.router,
     ops_dead_letters.router,
+    standing_orders.ops_router,
 ]

@@ -241,6 +241,9 @@ class Transfer(BaseModel):
     sca_exemption: ScaExemption | None = None
     payee_id: UUID | None = None
     standing_order_id: UUID | None = None
+    # What people read (portals, statements): the accounts' numbers.
+    source_account_number: str | None = None
+    destination_account_number: str | None = None
 
 
 Frequency = Literal["daily", "weekly", "monthly"]

@@ -90,8 +90,22 @@ def exemptions(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, payee
         return payees.exemptions_of(conn, transfer_ids)
 
 
+def account_numbers_of(engine: Engine, items: Iterable[Transfer]) -> dict[UUID, str]:
+    ids = list({i for t in items for i in (t.source_account_id, t.destination_account_id)})
+    if not ids:
+        return {}
+    with connection(engine) as conn:
+        rows = conn.execute("SELECT id, account_number FROM accounts WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def transfer(
-    t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg], sca: payees.TransferSca | None = None
+    t: Transfer,
+    *,
+    otp: schemas.Otp | None,
+    legs: list[schemas.Leg],
+    sca: payees.TransferSca | None = None,
+    numbers: dict[UUID, str] | None = None,
 ) -> schemas.Transfer:
     fx = None
     if t.is_fx and t.fx_rate is not None:
@@ -121,6 +135,8 @@ def transfer(
         sca_exemption=sca.sca_exemption.value if sca is not None else None,
         payee_id=sca.payee_id if sca is not None else None,
         standing_order_id=sca.standing_order_id if sca is not None else None,
+        source_account_number=(numbers or {}).get(t.source_account_id),
+        destination_account_number=(numbers or {}).get(t.destination_account_id),
     )
 
 
@@ -142,13 +158,23 @@ def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[sch
     pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
     otps = otp_challenges(engine, pending)
     scas = exemptions(engine, [t.id for t in items])
-    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t), sca=scas.get(t.id)) for t in items]
+    numbers = account_numbers_of(engine, items)
+    return [
+        transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t), sca=scas.get(t.id), numbers=numbers)
+        for t in items
+    ]
 
 
 def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
     if otp is None and t.status is TransferStatus.PENDING_OTP:
         otp = otp_challenges(engine, [t.id]).get(t.id)
-    return transfer(t, otp=otp, legs=transfer_legs(ledger, t), sca=exemptions(engine, [t.id]).get(t.id))
+    return transfer(
+        t,
+        otp=otp,
+        legs=transfer_legs(ledger, t),
+        sca=exemptions(engine, [t.id]).get(t.id),
+        numbers=account_numbers_of(engine, [t]),
+    )
 
 
 def utc(at: datetime | None) -> datetime | None:

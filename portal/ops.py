@@ -315,7 +315,8 @@ async def customers(page: Staff, email: str = "", cursor: Cursor = None) -> Resp
 @router.get("/customers/{customer_id}")
 async def customer(page: Staff, customer_id: UUID) -> Response:
     body = await page.api.get(f"/ops/v1/customers/{customer_id}")
-    return page.render("ops/customer.html", customer=body)
+    orders = await page.api.get("/ops/v1/standing-orders", customer_id=str(customer_id), limit=200)
+    return page.render("ops/customer.html", customer=body, standing_orders=orders["items"])
 
 
 @router.get("/accounts")

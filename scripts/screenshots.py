@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright  # noqa: E402
 
-from tests.portal.flows import CustomerFlow, OpsFlow  # noqa: E402
+from tests.portal.flows import CustomerFlow, OpsFlow, number_of  # noqa: E402
 from tests.portal.harness import CHROMIUM, CHROMIUM_ARGS, PortalStack, create_database, running_portal  # noqa: E402
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
@@ -61,7 +61,7 @@ def drive(stack: PortalStack, out: Path) -> None:
         # Cross-currency, with the indicative preview on the form.
         p = alice.page
         p.goto(alice.url(f"/transfers/new?source={usd}"))
-        p.get_by_label("To account number").fill(eur)
+        p.get_by_label("To account number").fill(number_of(eur))
         p.get_by_label("Amount").fill("300.00")
         expect(p.locator("#fx-preview")).to_contain_text("receives about")
         shoot(p, out, "customer-transfer-new-fx")

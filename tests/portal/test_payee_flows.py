@@ -54,7 +54,9 @@ def test_payee_send_and_standing_order(portal_stack: PortalStack, people: Contex
     expect(p.get_by_role("status").filter(has_text="We sent a code")).to_be_visible()
     card = p.locator("li[data-order-id]").first
     expect(card.locator('[data-field="order-status"]')).to_have_text("pending otp")
-    code = alice.read_code_about("monthly standing order of 12.00 USD")
+    order_id = card.get_attribute("data-order-id")
+    assert order_id
+    code = alice.read_code_about("monthly standing order of 12.00 USD", order_id)
     p.goto(alice.url("/standing-orders"))
     card.get_by_label("Code").fill(code)
     card.get_by_role("button", name="Approve standing order").click()

@@ -324,8 +324,16 @@ async def find_account(page: Staff, id: str = "") -> Response:
     try:
         return page.redirect(f"{STAFF.prefix}/accounts/{UUID(id.strip())}")
     except ValueError:
-        page.flash("error", "Enter an account number (it looks like 0190a1b2-...).")
+        pass
+    # An account number as people write it (LF.. in fours); the API checks its digits.
+    try:
+        account = await page.api.get("/ops/v1/accounts", account_number=id)
+    except ApiProblem as err:
+        if err.status not in (404, 422):
+            raise
+        page.flash("error", "Enter an account number (LF and 18 digits) or an account id.")
         return page.redirect(f"{STAFF.prefix}/customers")
+    return page.redirect(f"{STAFF.prefix}/accounts/{account['id']}")
 
 
 async def _account_page(page: Page, account_id: UUID, status: int = 200, **context: Any) -> Response:

@@ -81,3 +81,20 @@ def test_transfer_by_account_number(api: Api, http: httpx.Client) -> None:
         "SELECT payload -> 'data' ->> 'body' FROM outbox WHERE type = 'notification.requested' AND key = %s", t["id"]
     )
     assert account_numbers.grouped(b["account_number"]) in rows[0][0]
+
+
+def test_staff_find_an_account_by_number(api: Api, http: httpx.Client) -> None:
+    _, alice = api.signup(http, "Alice")
+    a = api.open_account(http, alice)
+    staff = api.staff(http, "auditor")
+    spaced = account_numbers.grouped(a["account_number"])
+    r = http.get("/ops/v1/accounts", params={"account_number": spaced}, headers=bearer(staff))
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["account_number"]) == (a["id"], a["account_number"])
+    assert r.headers["etag"] == f'"{a["version"]}"'
+    problem(
+        http.get("/ops/v1/accounts", params={"account_number": typo(a["account_number"])}, headers=bearer(staff)),
+        422,
+        "invalid_account_number",
+    )
+    assert http.get("/ops/v1/accounts", params={"account_number": spaced}, headers=bearer(alice)).status_code == 401

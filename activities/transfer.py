@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -29,15 +29,18 @@ from activities.transfer_io import (
     QuoteInput,
     RiskDecisionInput,
     StatusInput,
+    TransferRequest,
     VerifyOtpInput,
     VerifyOtpResult,
 )
 from fx.quotes import firm_quote
 from fx.rates import RateProvider, UnsupportedPair
-from ledger.db import transaction
+from ledger import account_numbers, payees, standing_orders
+from ledger.db import Conn, transaction
 from ledger.errors import LedgerError
 from ledger.fx import FxQuote
 from ledger.money import Money
+from ledger.payees import ScaExemption
 from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus, transition_transfer
 from otp import store as otp_store
@@ -82,11 +85,12 @@ def binding_of(transfer: Transfer) -> Binding:
     )
 
 
-def otp_message(transfer: Transfer, ttl_s: int) -> tuple[str, str]:
-    """Subject and body of the OTP notification: amount, currency, payee and a slot for the
-    code (otp.delivery seals the code; the inbox opens it into the slot for its owner)."""
+def otp_message(transfer: Transfer, payee_account_number: str, ttl_s: int) -> tuple[str, str]:
+    """Subject and body of the OTP notification: amount, currency, the payee's account number
+    and a slot for the code (otp.delivery seals the code; the inbox opens it into the slot for
+    its owner)."""
     amount = Money(transfer.amount_minor, transfer.currency)
-    payee = str(transfer.destination_account_id)
+    payee = account_numbers.grouped(payee_account_number)
     subject = f"Approve your transfer of {amount}"
     body = (
         f"Your code to send {amount} to account {payee} is {CODE_SLOT}. "
@@ -122,59 +126,128 @@ class TransferActivities:
         """
         r = request.request
         transfer_id = UUID(r.transfer_id)
-        with business_errors():
-            amount = Money.parse(r.amount_minor, r.currency)
-            source = self._ledger.get_account(UUID(r.source_account_id))
-            destination = self._ledger.get_account(UUID(r.destination_account_id))
-            fx: FxQuote | None = None
-            if source.currency != destination.currency and r.currency == destination.currency:
-                # Destination fixed: the hold needs an indicative source amount (firm at posting).
-                rate = self._rates.current(source.currency, destination.currency)
-                fx = FxQuote("indicative", source.currency, destination.currency, rate.rate, rate.spread_bps)
-            transfer = self._ledger.create_transfer_with_hold(
-                transfer_id,
-                UUID(r.customer_id),
-                source.id,
-                destination.id,
-                amount,
-                description=r.description or None,
-                fx=fx,
-                workflow_id=request.workflow_id,
-                precheck=check_within_limits,
-            )
-        now = self._clock()
-        with transaction(self._ledger.engine) as conn:
-            issued = otp_store.issue(
-                conn,
-                key=self._policy.otp_key,
-                binding=binding_of(transfer),
-                customer_id=r.customer_id,
-                now=now,
-                ttl_s=r.otp_ttl_s,
-                max_attempts=r.otp_max_attempts,
-            )
-            if issued.code is not None:
-                # Same transaction as the challenge: a code exists only if its message does.
-                # The code is sealed: the outbox, Kafka and the inbox never hold it in clear.
-                subject, body = otp_message(transfer, r.otp_ttl_s)
-                message = OtpMessage(
-                    customer_id=UUID(r.customer_id),
-                    challenge_ref=r.transfer_id,
-                    subject=subject,
-                    body=body,
-                    expires_at=issued.expires_at,
-                    transfer_id=transfer_id,
+        try:
+            with business_errors():
+                self._check_standing_order(r)
+                amount = Money.parse(r.amount_minor, r.currency)
+                source = self._ledger.get_account(UUID(r.source_account_id))
+                destination = self._ledger.get_account(UUID(r.destination_account_id))
+                fx: FxQuote | None = None
+                if source.currency != destination.currency and r.currency == destination.currency:
+                    # Destination fixed: the hold needs an indicative source amount (firm at posting).
+                    rate = self._rates.current(source.currency, destination.currency)
+                    fx = FxQuote("indicative", source.currency, destination.currency, rate.rate, rate.spread_bps)
+                transfer = self._ledger.create_transfer_with_hold(
+                    transfer_id,
+                    UUID(r.customer_id),
+                    source.id,
+                    destination.id,
+                    amount,
+                    description=r.description or None,
+                    fx=fx,
+                    workflow_id=request.workflow_id,
+                    precheck=check_within_limits,
                 )
-                request_otp_message(conn, self._sealer, message, issued.code, business_id=transfer_id)
+        except ApplicationError as err:
+            if r.standing_order_id:
+                # A run refused before its hold (insufficient_funds, a frozen account) has no
+                # transfer row: the run keeps the reason and the customer is told.
+                with transaction(self._ledger.engine) as conn:
+                    standing_orders.record_run_failure(
+                        conn,
+                        order_id=UUID(r.standing_order_id),
+                        scheduled_for=date.fromisoformat(r.scheduled_for),
+                        reason=err.type or "refused",
+                    )
+            raise
+        now = self._clock()
+        exemption = ""
+        with transaction(self._ledger.engine) as conn:
+            exemption = self._grant_exemption(conn, r, transfer)
+            issued = None
+            if not exemption:
+                issued = otp_store.issue(
+                    conn,
+                    key=self._policy.otp_key,
+                    binding=binding_of(transfer),
+                    customer_id=r.customer_id,
+                    now=now,
+                    ttl_s=r.otp_ttl_s,
+                    max_attempts=r.otp_max_attempts,
+                )
+                if issued.code is not None:
+                    # Same transaction as the challenge: a code exists only if its message does.
+                    # The code is sealed: the outbox, Kafka and the inbox never hold it in clear.
+                    subject, body = otp_message(transfer, destination.account_number, r.otp_ttl_s)
+                    message = OtpMessage(
+                        customer_id=UUID(r.customer_id),
+                        challenge_ref=r.transfer_id,
+                        subject=subject,
+                        body=body,
+                        expires_at=issued.expires_at,
+                        transfer_id=transfer_id,
+                    )
+                    request_otp_message(conn, self._sealer, message, issued.code, business_id=transfer_id)
         threshold = self._policy.review_threshold_minor.get(transfer.currency)
         return InitiateResult(
             source_currency=transfer.source_currency,
             destination_currency=transfer.destination_currency,
-            otp_expires_at=issued.expires_at.isoformat(),
-            attempts_left=issued.attempts_left,
+            otp_expires_at=issued.expires_at.isoformat() if issued is not None else "",
+            attempts_left=issued.attempts_left if issued is not None else 0,
             review_required=threshold is not None and transfer.amount_minor >= threshold,
             risk_wait_s=self._policy.risk_wait_s,
+            sca_exemption=exemption,
         )
+
+    def _check_standing_order(self, r: TransferRequest) -> None:
+        """A standing-order run must match an active order (raises standing_order_not_active)."""
+        if r.sca_exemption != ScaExemption.RECURRING:
+            return
+        with transaction(self._ledger.engine) as conn:
+            standing_orders.check_run_request(
+                conn,
+                order_id=UUID(r.standing_order_id),
+                customer_id=UUID(r.customer_id),
+                source_account_id=UUID(r.source_account_id),
+                destination_account_id=UUID(r.destination_account_id),
+                amount_minor=r.amount_minor,
+                currency=r.currency,
+            )
+
+    def _grant_exemption(self, conn: Conn, r: TransferRequest, transfer: Transfer) -> str:
+        """The exemption this transfer gets, recorded with it; "" when it needs an OTP.
+
+        Asked for "trusted_payee": granted only if the payee is still trusted, read under a
+        share lock in this transaction (a deletion that committed first ends it at once; the
+        transfer then waits for an OTP like any other). "recurring": the order was checked
+        before the hold (see _check_standing_order).
+        """
+        if r.sca_exemption == ScaExemption.RECURRING:
+            payees.record_exemption(
+                conn,
+                transfer_id=transfer.id,
+                exemption=ScaExemption.RECURRING,
+                payee_id=UUID(r.payee_id) if r.payee_id else None,
+                standing_order_id=UUID(r.standing_order_id),
+            )
+            return ScaExemption.RECURRING.value
+        if r.sca_exemption == ScaExemption.TRUSTED_PAYEE:
+            payee = payees.trusted_for(
+                conn,
+                transfer.customer_id,
+                transfer.destination_account_id,
+                payee_id=UUID(r.payee_id) if r.payee_id else None,
+            )
+            if payee is not None:
+                payees.record_exemption(
+                    conn,
+                    transfer_id=transfer.id,
+                    exemption=ScaExemption.TRUSTED_PAYEE,
+                    payee_id=payee.id,
+                    standing_order_id=None,
+                )
+                return ScaExemption.TRUSTED_PAYEE.value
+        return ""
 
     @activity.defn(name="verify_otp")
     def verify_otp(self, request: VerifyOtpInput) -> VerifyOtpResult:

@@ -24,6 +24,14 @@ class TransferRequest:
     description: str = ""
     otp_ttl_s: int = 300
     otp_max_attempts: int = 5
+    # The SCA exemption asked for: "" (an OTP), "trusted_payee" (with payee_id) or
+    # "recurring" (a standing-order run, with standing_order_id and scheduled_for). The
+    # initiation step checks it against the database before granting it. Defaults keep
+    # histories recorded before these fields decoding.
+    sca_exemption: str = ""
+    payee_id: str = ""
+    standing_order_id: str = ""
+    scheduled_for: str = ""  # ISO date of a standing-order run
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class InitiateResult:
     # Seconds to wait for the risk verdict after the code (0: risk review off, or a history
     # recorded before it: such a result decodes without the field).
     risk_wait_s: int = 0
+    # The exemption granted ("" when an OTP was issued and must be waited for).
+    sca_exemption: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,13 @@ from ledger.errors import LedgerError
 _STATUS: Final = {
     "account_not_found": 404,
     "transfer_not_found": 404,
+    "payee_not_found": 404,
+    "standing_order_not_found": 404,
+    "invalid_state": 409,
     "hold_not_found": 404,
     "insufficient_funds": 422,
     "same_account": 422,
+    "invalid_account_number": 422,
     "invalid_amount": 422,
     "currency_mismatch": 422,
     "account_frozen": 422,

@@ -7,11 +7,20 @@ currency code; FX rates are decimal strings; ids are UUIDs; times are RFC 3339 U
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 T = TypeVar("T")
 
@@ -64,6 +73,7 @@ def _json_integer(value: Any) -> Any:
 
 Role = Literal["operator", "approver", "auditor", "admin"]
 AccountStatus = Literal["active", "frozen", "closed"]
+ScaExemption = Literal["trusted_payee", "recurring"]
 TransferStatus = Literal[
     "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
 ]
@@ -168,12 +178,38 @@ class AccountIn(Body):
 
 class Account(BaseModel):
     id: UUID
+    # LF + 2 check digits + 16 digits; portals print it in groups of four.
+    account_number: str
     customer_id: UUID | None
     currency: str
     label: str | None
     status: AccountStatus
     balance: Balance
     version: int
+    created_at: datetime
+
+
+class AccountLookup(BaseModel):
+    account_number: str
+    # Initials only ("A. M."): enough to recognise a payee, too little to harvest names.
+    holder_name_hint: str
+
+
+# A payee's name is bound into its OTP hash with a control-character separator, and printed in
+# messages: no control characters.
+PayeeName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class PayeeIn(Body):
+    account_number: Annotated[str, Field(min_length=1, max_length=64, examples=["LF77 1000 0000 0000 0001"])]
+    name: PayeeName
+
+
+class Payee(BaseModel):
+    id: UUID
+    account_number: str
+    name: str
+    status: Literal["pending_otp", "trusted", "deleted"]
     created_at: datetime
 
 
@@ -201,11 +237,25 @@ class Entry(BaseModel):
 
 
 class TransferIn(Body):
+    """Exactly one of destination_account_id, destination_account_number (spaces ignored)
+    and payee_id names where the money goes."""
+
     source_account_id: UUID
-    destination_account_id: UUID
+    destination_account_id: UUID | None = None
+    destination_account_number: Annotated[str | None, Field(max_length=64, examples=["LF77 1000 0000 0000 0001"])] = (
+        None
+    )
+    payee_id: UUID | None = None
     amount_minor: AmountMinor
     currency: CurrencyCode
     description: Annotated[str | None, Field(max_length=200)] = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> TransferIn:
+        given = [self.destination_account_id, self.destination_account_number, self.payee_id]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of destination_account_id, destination_account_number and payee_id")
+        return self
 
 
 class Fx(BaseModel):
@@ -255,6 +305,65 @@ class Transfer(BaseModel):
     created_at: datetime
     updated_at: datetime
     risk: Risk | None = None
+    # Why no OTP was asked (PSD2 RTS Art. 13 trusted payee, Art. 14 recurring); null when
+    # the customer approved it with a code.
+    sca_exemption: ScaExemption | None = None
+    payee_id: UUID | None = None
+    standing_order_id: UUID | None = None
+    # What people read (portals, statements): the accounts' numbers.
+    source_account_number: str | None = None
+    destination_account_number: str | None = None
+
+
+Frequency = Literal["daily", "weekly", "monthly"]
+
+
+class StandingOrderIn(Body):
+    source_account_id: UUID
+    payee_id: UUID
+    amount_minor: AmountMinor
+    currency: CurrencyCode
+    frequency: Frequency
+    start_date: date
+    end_date: date | None = None
+    description: Annotated[str | None, Field(max_length=200)] = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> StandingOrderIn:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class StandingOrderRun(BaseModel):
+    scheduled_for: date
+    transfer_id: UUID
+    # The transfer's status; `failed` with failure_reason when it was refused before a
+    # transfer existed (e.g. insufficient_funds); `started` while it is being created.
+    status: str
+    failure_reason: str | None
+
+
+class StandingOrder(BaseModel):
+    id: UUID
+    status: Literal["pending_otp", "active", "paused", "cancelled"]
+    source_account_id: UUID
+    payee_id: UUID
+    amount_minor: int
+    currency: str
+    frequency: Frequency
+    start_date: date
+    end_date: date | None
+    description: str | None
+    next_run_at: datetime | None
+    runs: list[StandingOrderRun]
+    # The Temporal Schedule that runs it (Web UI).
+    schedule_id: str
+    created_at: datetime
+
+
+class OpsStandingOrder(StandingOrder):
+    customer_id: UUID
 
 
 class OtpIn(Body):

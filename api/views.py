@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from api import schemas
 from api.problems import Problem
+from ledger import payees
 from ledger.accounts import Account
 from ledger.balances import Balance, StatementEntry
 from ledger.db import connection
@@ -35,6 +36,7 @@ def balance(b: Balance) -> schemas.Balance:
 def account(a: Account, b: Balance) -> schemas.Account:
     return schemas.Account(
         id=a.id,
+        account_number=a.account_number,
         customer_id=a.customer_id,
         currency=a.currency,
         label=a.label,
@@ -96,8 +98,28 @@ def risks(engine: Engine, transfer_ids: list[UUID]) -> dict[UUID, schemas.Risk]:
     }
 
 
+def exemptions(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, payees.TransferSca]:
+    with connection(engine) as conn:
+        return payees.exemptions_of(conn, transfer_ids)
+
+
+def account_numbers_of(engine: Engine, items: Iterable[Transfer]) -> dict[UUID, str]:
+    ids = list({i for t in items for i in (t.source_account_id, t.destination_account_id)})
+    if not ids:
+        return {}
+    with connection(engine) as conn:
+        rows = conn.execute("SELECT id, account_number FROM accounts WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def transfer(
-    t: Transfer, *, otp: schemas.Otp | None, legs: list[schemas.Leg], risk: schemas.Risk | None = None
+    t: Transfer,
+    *,
+    otp: schemas.Otp | None,
+    legs: list[schemas.Leg],
+    sca: payees.TransferSca | None = None,
+    numbers: dict[UUID, str] | None = None,
+    risk: schemas.Risk | None = None,
 ) -> schemas.Transfer:
     fx = None
     if t.is_fx and t.fx_rate is not None:
@@ -125,6 +147,11 @@ def transfer(
         created_at=t.created_at,
         updated_at=t.updated_at,
         risk=risk,
+        sca_exemption=sca.sca_exemption.value if sca is not None else None,
+        payee_id=sca.payee_id if sca is not None else None,
+        standing_order_id=sca.standing_order_id if sca is not None else None,
+        source_account_number=(numbers or {}).get(t.source_account_id),
+        destination_account_number=(numbers or {}).get(t.destination_account_id),
     )
 
 
@@ -146,13 +173,32 @@ def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[sch
     pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
     otps = otp_challenges(engine, pending)
     risk = risks(engine, [t.id for t in items])
-    return [transfer(t, otp=otps.get(t.id), legs=transfer_legs(ledger, t), risk=risk.get(t.id)) for t in items]
+    scas = exemptions(engine, [t.id for t in items])
+    numbers = account_numbers_of(engine, items)
+    return [
+        transfer(
+            t,
+            otp=otps.get(t.id),
+            legs=transfer_legs(ledger, t),
+            sca=scas.get(t.id),
+            numbers=numbers,
+            risk=risk.get(t.id),
+        )
+        for t in items
+    ]
 
 
 def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
     if otp is None and t.status is TransferStatus.PENDING_OTP:
         otp = otp_challenges(engine, [t.id]).get(t.id)
-    return transfer(t, otp=otp, legs=transfer_legs(ledger, t), risk=risks(engine, [t.id]).get(t.id))
+    return transfer(
+        t,
+        otp=otp,
+        legs=transfer_legs(ledger, t),
+        sca=exemptions(engine, [t.id]).get(t.id),
+        numbers=account_numbers_of(engine, [t]),
+        risk=risks(engine, [t.id]).get(t.id),
+    )
 
 
 def utc(at: datetime | None) -> datetime | None:

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # as `risk_unavailable` (fail closed). 5 s: the verdict normally arrives well under a
     # second after initiation (often before the code), so only an outage waits this long.
     risk_wait_s: int = 5
+    # Standing orders run at this hour (UTC) on their dates: 06:00 UTC is before the business
+    # day in Europe, after the night's reconciliation (02:00), so a run sees reconciled books.
+    standing_order_run_hour_utc: int = 6
+    # How late a missed run (Temporal down at its time) is still made: a day, so an outage
+    # delays a payment rather than skips it, and never replays a whole backlog.
+    standing_order_catchup_s: int = 86_400
     # Hex HMAC key for OTP hashes. Empty: a key is generated once under `home` and kept there;
     # production sets it from a secret store, never from the repository.
     otp_key: SecretStr = SecretStr("")

@@ -55,6 +55,8 @@ class Account:
     version: int
     created_at: datetime
     updated_at: datetime
+    # LF + check digits + 16 digits (migration 0013): what people read and type.
+    account_number: str
 
     @property
     def is_house(self) -> bool:
@@ -73,7 +75,9 @@ class Account:
         }
 
 
-COLUMNS: Final = "id, kind, customer_id, currency, label, status, allow_overdraft, version, created_at, updated_at"
+COLUMNS: Final = (
+    "id, kind, customer_id, currency, label, status, allow_overdraft, version, created_at, updated_at, account_number"
+)
 
 
 def from_row(row: Sequence[Any]) -> Account:
@@ -88,6 +92,7 @@ def from_row(row: Sequence[Any]) -> Account:
         version=row[7],
         created_at=row[8],
         updated_at=row[9],
+        account_number=row[10],
     )
 
 
@@ -114,6 +119,19 @@ def get_accounts(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Account]
     """The accounts that exist among `account_ids` (missing ones are simply absent)."""
     rows = conn.execute(f"SELECT {COLUMNS} FROM accounts WHERE id = ANY(%s)", (list(account_ids),)).fetchall()
     return {row[0]: from_row(row) for row in rows}
+
+
+def find_by_number(conn: Conn, account_number: str) -> Account:
+    """The customer account with this (normalized, checked) number.
+
+    Raises: AccountNotFound (also for a house account: they take no transfers).
+    """
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM accounts WHERE account_number = %s AND kind = 'customer'", (account_number,)
+    ).fetchone()
+    if row is None:
+        raise AccountNotFound(account_number)
+    return from_row(row)
 
 
 def list_customer_accounts(conn: Conn, customer_id: UUID) -> list[Account]:

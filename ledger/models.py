@@ -55,6 +55,7 @@ class AccountRow(Base):
     __tablename__ = "accounts"
     __table_args__ = (
         UniqueConstraint("id", "currency", "allow_overdraft", name="accounts_id_currency_overdraft"),
+        UniqueConstraint("account_number", name="accounts_account_number_key"),
         Index(
             "accounts_house_kind_currency",
             "kind",
@@ -75,6 +76,10 @@ class AccountRow(Base):
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default=text("now()"))
+    # LF + check digits + 16 digits, from a sequence at insert (migration 0013_payees).
+    account_number: Mapped[str] = mapped_column(
+        Text, server_default=text("ledger_account_number(nextval('account_number_seq'::regclass))")
+    )
 
 
 class AccountBalanceRow(Base):

@@ -99,6 +99,11 @@ class Ledger:
         with self._autocommit() as conn:
             return accounts_mod.get_account(conn, account_id)
 
+    def find_account_by_number(self, account_number: str) -> Account:
+        """The customer account with this normalized number. Raises: AccountNotFound."""
+        with self._autocommit() as conn:
+            return accounts_mod.find_by_number(conn, account_number)
+
     def list_accounts(self, customer_id: UUID) -> list[Account]:
         """The customer's accounts, oldest first."""
         with self._autocommit() as conn:

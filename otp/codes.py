@@ -19,16 +19,21 @@ CODE_DIGITS = 6
 class Binding:
     """What the code authorises."""
 
-    transfer_id: str
+    transfer_id: str  # the challenge's key: a transfer's, a payee's or a standing order's id
     amount_minor: int
     currency: str
     payee_account_id: str
+    # What else the code is bound to besides a payment: a payee's name, a standing order's
+    # frequency. Empty for a transfer, whose message (so every stored hash) is unchanged.
+    context: str = ""
 
     def message(self, code: str) -> bytes:
-        # Fields are joined with a separator that cannot occur in any of them.
-        return "\x1f".join(
-            [self.transfer_id, str(self.amount_minor), self.currency, self.payee_account_id, code]
-        ).encode()
+        # Fields are joined with a separator that cannot occur in any of them (the API refuses
+        # control characters in names).
+        fields = [self.transfer_id, str(self.amount_minor), self.currency, self.payee_account_id]
+        if self.context:
+            fields.append(self.context)
+        return "\x1f".join([*fields, code]).encode()
 
 
 def generate_code() -> str:

@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from ledger import account_numbers
 from portal import format as fmt
 from portal import totp, web
 from portal.apiclient import ApiProblem
@@ -186,13 +187,19 @@ async def transfers(page: Customer, status: str = "", cursor: Cursor = None) -> 
     )
 
 
-def _transfer_form(
+async def _trusted_payees(page: Page) -> list[dict[str, Any]]:
+    body = await page.api.get("/v1/payees")
+    return [p for p in body["items"] if p["status"] == "trusted"]
+
+
+async def _transfer_form(
     page: Page, accounts: list[dict[str, Any]], values: dict[str, str], status: int = 200, **extra: Any
 ) -> Response:
     return page.render(
         "customer/transfer_new.html",
         status,
         accounts=accounts,
+        payees=await _trusted_payees(page),
         values=values,
         idempotency_key=new_key(),
         **{"error": "", "errors": {}, "preview": None, "preview_error": "", **extra},
@@ -200,17 +207,18 @@ def _transfer_form(
 
 
 @router.get("/transfers/new")
-async def new_transfer(page: Customer, source: str = "", destination: str = "") -> Response:
+async def new_transfer(page: Customer, source: str = "", destination: str = "", payee: str = "") -> Response:
     accounts = await _accounts(page)
     chosen = next((a for a in accounts if a["id"] == source), accounts[0] if accounts else None)
     values = {
         "source_account_id": chosen["id"] if chosen else "",
-        "destination_account_id": destination,
+        "payee_id": payee,
+        "destination_account_number": fmt.account_number(destination) if destination else "",
         "amount": "",
         "currency": chosen["currency"] if chosen else "",
         "description": "",
     }
-    return _transfer_form(page, accounts, values)
+    return await _transfer_form(page, accounts, values)
 
 
 class FormInvalid(Exception):
@@ -229,10 +237,18 @@ def _parse_transfer(values: dict[str, str], accounts: list[dict[str, Any]]) -> t
     source = next((a for a in accounts if a["id"] == values["source_account_id"]), None)
     if source is None:
         errors["source_account_id"] = "Choose one of your accounts."
-    try:
-        UUID(values["destination_account_id"])
-    except ValueError:
-        errors["destination_account_id"] = "Enter the payee's account number (it looks like 0190a1b2-...)."
+    payee_id = values.get("payee_id", "")
+    number = account_numbers.normalize(values["destination_account_number"])
+    if payee_id:
+        try:
+            UUID(payee_id)
+        except ValueError:
+            errors["payee_id"] = "Choose one of your payees."
+    elif not number:
+        errors["destination_account_number"] = "Choose a payee or enter an account number (LF and 18 digits)."
+    elif not account_numbers.is_valid(number):
+        # The check digits catch a mistyped number before anything is looked up.
+        errors["destination_account_number"] = "This account number is not valid: check it for a typing mistake."
     amount_minor = 0
     try:
         amount_minor = fmt.parse_amount(values["amount"], values["currency"])
@@ -241,9 +257,10 @@ def _parse_transfer(values: dict[str, str], accounts: list[dict[str, Any]]) -> t
     if errors:
         raise FormInvalid(errors)
     assert source is not None
+    destination: dict[str, Any] = {"payee_id": payee_id} if payee_id else {"destination_account_number": number}
     body = {
         "source_account_id": values["source_account_id"],
-        "destination_account_id": values["destination_account_id"],
+        **destination,
         "amount_minor": amount_minor,
         "currency": values["currency"],
         "description": values["description"] or None,
@@ -254,7 +271,9 @@ def _parse_transfer(values: dict[str, str], accounts: list[dict[str, Any]]) -> t
 async def _preview_for(
     page: Page, accounts: list[dict[str, Any]], body: dict[str, Any], source: dict[str, Any]
 ) -> Preview | None:
-    dest_currency = destination_currency(accounts, body["destination_account_id"], source["currency"], body["currency"])
+    dest_currency = destination_currency(
+        accounts, body.get("destination_account_number", ""), source["currency"], body["currency"]
+    )
     if dest_currency is None:
         return None
     return await preview(
@@ -266,7 +285,14 @@ async def _preview_for(
     )
 
 
-_TRANSFER_FIELDS = ("source_account_id", "destination_account_id", "amount", "currency", "description")
+_TRANSFER_FIELDS = (
+    "source_account_id",
+    "payee_id",
+    "destination_account_number",
+    "amount",
+    "currency",
+    "description",
+)
 
 
 @router.post("/transfers/new")
@@ -276,24 +302,24 @@ async def create_transfer(page: Customer) -> Response:
     try:
         body, source = _parse_transfer(values, accounts)
     except FormInvalid as err:
-        return _transfer_form(page, accounts, values, 422, errors=err.errors)
+        return await _transfer_form(page, accounts, values, 422, errors=err.errors)
     if page.field("action") == "preview":
         # The no-JavaScript path of the preview: the same form again, with the quote under it.
         try:
             quote = await _preview_for(page, accounts, body, source)
         except ApiProblem as err:
-            return _transfer_form(page, accounts, values, preview_error=err.message)
-        return _transfer_form(page, accounts, values, preview=quote)
+            return await _transfer_form(page, accounts, values, preview_error=err.message)
+        return await _transfer_form(page, accounts, values, preview=quote)
     key = page.field("idempotency_key")
     if not key:
-        return _transfer_form(page, accounts, values, 400, error=problem_message("idempotency_key_missing"))
+        return await _transfer_form(page, accounts, values, 400, error=problem_message("idempotency_key_missing"))
     try:
         transfer = await page.api.call(
             "POST", "/v1/transfers", json=body, headers={"Idempotency-Key": key}, in_flight_wait_s=IN_FLIGHT_WAIT_S
         )
     except ApiProblem as err:
         # A fresh key comes with the re-rendered form: the corrected request is a new one.
-        return _transfer_form(page, accounts, values, err.status, error=err.message)
+        return await _transfer_form(page, accounts, values, err.status, error=err.message)
     return page.redirect(f"{CUSTOMER.prefix}/transfers/{transfer['id']}")
 
 
@@ -301,7 +327,8 @@ async def create_transfer(page: Customer) -> Response:
 async def transfer_quote(
     page: Customer,
     source_account_id: str = "",
-    destination_account_id: str = "",
+    payee_id: str = "",
+    destination_account_number: str = "",
     amount: str = "",
     currency: str = "",
 ) -> Response:
@@ -309,7 +336,8 @@ async def transfer_quote(
     accounts = await _accounts(page)
     values = {
         "source_account_id": source_account_id,
-        "destination_account_id": destination_account_id,
+        "payee_id": payee_id,
+        "destination_account_number": destination_account_number,
         "amount": amount,
         "currency": currency,
         "description": "",
@@ -404,3 +432,141 @@ async def inbox(page: Customer, cursor: Cursor = None) -> Response:
     return page.render(
         "customer/inbox.html", notifications=body["items"], next_cursor=body["next_cursor"], first_page=cursor is None
     )
+
+
+# -- payees ----------------------------------------------------------------------------------
+
+
+async def _payees_page(page: Page, status: int = 200, **extra: Any) -> Response:
+    body = await page.api.get("/v1/payees")
+    context: dict[str, Any] = {"payees": body["items"], "form": {}, "error": "", "errors": {}, **extra}
+    return page.render("customer/payees.html", status, **context)
+
+
+@router.get("/payees")
+async def payees(page: Customer) -> Response:
+    return await _payees_page(page)
+
+
+@router.post("/payees")
+async def add_payee(page: Customer) -> Response:
+    form = {"name": page.field("name"), "account_number": page.field("account_number")}
+    number = account_numbers.normalize(form["account_number"])
+    if not account_numbers.is_valid(number):
+        errors = {"account_number": "This account number is not valid: check it for a typing mistake."}
+        return await _payees_page(page, 422, form=form, errors=errors)
+    try:
+        payee = await page.api.call("POST", "/v1/payees", json={"account_number": number, "name": form["name"]})
+    except ApiProblem as err:
+        return await _payees_page(page, err.status, form=form, error=err.message)
+    page.flash("ok", f"We sent a code to your inbox to confirm {payee['name']}.")
+    return page.redirect(f"{CUSTOMER.prefix}/payees#payee-{payee['id']}")
+
+
+@router.post("/payees/{payee_id}/otp")
+async def confirm_payee(page: Customer, payee_id: UUID) -> Response:
+    code = page.field("code").replace(" ", "")
+    try:
+        payee = await page.api.call("POST", f"/v1/payees/{payee_id}/otp", json={"code": code or "x"})
+    except ApiProblem as err:
+        if err.status == 404:
+            raise
+        page.flash("error", err.message)
+        return page.redirect(f"{CUSTOMER.prefix}/payees#payee-{payee_id}")
+    page.flash("ok", f"{payee['name']} is now a trusted payee: payments to them need no code.")
+    return page.redirect(f"{CUSTOMER.prefix}/payees")
+
+
+@router.post("/payees/{payee_id}/delete")
+async def delete_payee(page: Customer, payee_id: UUID) -> Response:
+    await page.api.call("DELETE", f"/v1/payees/{payee_id}")
+    page.flash("ok", "The payee is deleted. Payments to that account need a code again.")
+    return page.redirect(f"{CUSTOMER.prefix}/payees")
+
+
+# -- standing orders -------------------------------------------------------------------------
+
+
+async def _orders_page(page: Page, status: int = 200, **extra: Any) -> Response:
+    orders = await page.api.get("/v1/standing-orders")
+    accounts = await _accounts(page)
+    payees = await _trusted_payees(page)
+    today = datetime.now(UTC).date().isoformat()
+    context: dict[str, Any] = {
+        "orders": orders["items"],
+        "accounts": accounts,
+        "payees": payees,
+        "payee_names": {p["id"]: p["name"] for p in (await page.api.get("/v1/payees"))["items"]},
+        "form": {"start_date": today, "frequency": "monthly"},
+        "today": today,
+        "idempotency_key": new_key(),
+        "error": "",
+        "errors": {},
+        **extra,
+    }
+    return page.render("customer/standing_orders.html", status, **context)
+
+
+@router.get("/standing-orders")
+async def standing_orders(page: Customer) -> Response:
+    return await _orders_page(page)
+
+
+_ORDER_FIELDS = (
+    "source_account_id",
+    "payee_id",
+    "amount",
+    "currency",
+    "frequency",
+    "start_date",
+    "end_date",
+    "description",
+)
+
+
+@router.post("/standing-orders")
+async def create_standing_order(page: Customer) -> Response:
+    form = {name: page.field(name) for name in _ORDER_FIELDS}
+    try:
+        amount_minor = fmt.parse_amount(form["amount"], form["currency"])
+    except fmt.AmountError as err:
+        return await _orders_page(page, 422, form=form, errors={"amount": str(err)})
+    body = {
+        "source_account_id": form["source_account_id"],
+        "payee_id": form["payee_id"],
+        "amount_minor": amount_minor,
+        "currency": form["currency"],
+        "frequency": form["frequency"],
+        "start_date": form["start_date"],
+        "end_date": form["end_date"] or None,
+        "description": form["description"] or None,
+    }
+    try:
+        order = await page.api.call(
+            "POST",
+            "/v1/standing-orders",
+            json=body,
+            headers={"Idempotency-Key": page.field("idempotency_key") or new_key()},
+            in_flight_wait_s=IN_FLIGHT_WAIT_S,
+        )
+    except ApiProblem as err:
+        return await _orders_page(page, err.status, form=form, error=err.message)
+    page.flash("ok", "We sent a code to your inbox: enter it below to approve the standing order.")
+    return page.redirect(f"{CUSTOMER.prefix}/standing-orders#order-{order['id']}")
+
+
+@router.post("/standing-orders/{order_id}/{action}")
+async def standing_order_action(page: Customer, order_id: UUID, action: str) -> Response:
+    if action not in ("otp", "pause", "resume", "cancel"):
+        return page.redirect(f"{CUSTOMER.prefix}/standing-orders")
+    body = {"code": page.field("code").replace(" ", "") or "x"} if action == "otp" else None
+    try:
+        order = await page.api.call("POST", f"/v1/standing-orders/{order_id}/{action}", json=body)
+    except ApiProblem as err:
+        if err.status == 404:
+            raise
+        page.flash("error", err.message)
+        return page.redirect(f"{CUSTOMER.prefix}/standing-orders#order-{order_id}")
+    done = {"otp": "approved", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+    page.flash("ok", f"The standing order is {done}.")
+    return page.redirect(f"{CUSTOMER.prefix}/standing-orders#order-{order['id']}")

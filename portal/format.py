@@ -125,6 +125,12 @@ def format_bps(bps: int) -> str:
     return f"{Decimal(bps) / 100:.2f}%"
 
 
+def account_number(number: object) -> str:
+    """An account number as people read it, in groups of four (`LF77 1000 0000 0000 0001`)."""
+    text = str(number or "")
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
 def short_id(value: object) -> str:
     """The last 8 hex digits of a UUID: enough for a person to tell rows apart in a table. Not
     the first block: ids are UUIDv7, whose first 32 bits are the same for a minute at a time."""

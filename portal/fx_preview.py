@@ -27,11 +27,12 @@ class Preview:
 
 
 def destination_currency(
-    accounts: list[dict[str, Any]], destination_id: str, source_currency: str, currency: str
+    accounts: list[dict[str, Any]], destination_number: str, source_currency: str, currency: str
 ) -> str | None:
-    """The payee account's currency when the customer can know it: one of their own accounts,
-    or implied by a transfer currency other than the source's. None when it is unknown."""
-    own = next((a for a in accounts if a["id"] == destination_id), None)
+    """The payee account's currency when the customer can know it: one of their own accounts
+    (by its normalized number), or implied by a transfer currency other than the source's.
+    None when it is unknown."""
+    own = next((a for a in accounts if a["account_number"] == destination_number), None)
     if own is not None:
         return str(own["currency"])
     return currency if currency and currency != source_currency else None

@@ -25,6 +25,8 @@ CUSTOMER_NAV: Final = (
     NavItem("accounts", "Accounts", "/portal/accounts"),
     NavItem("send", "Send money", "/portal/transfers/new"),
     NavItem("transfers", "Transfers", "/portal/transfers"),
+    NavItem("payees", "Payees", "/portal/payees"),
+    NavItem("standing-orders", "Standing orders", "/portal/standing-orders"),
     NavItem("inbox", "Inbox", "/portal/inbox"),
     NavItem("security", "Security", "/portal/security"),
 )

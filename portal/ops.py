@@ -334,7 +334,16 @@ async def _customer_page(page: Page, customer_id: UUID, status: int = 200, error
     limits = response.json() if response.status_code == 200 else {"limits": [], "version": 0}
     # The version shown travels with the form and comes back as If-Match.
     version = response.headers.get("etag", f'"{limits["version"]}"').strip('"')
-    return page.render("ops/customer.html", status, customer=body, limits=limits, version=version, error=error)
+    orders = await page.api.get("/ops/v1/standing-orders", customer_id=str(customer_id), limit=200)
+    return page.render(
+        "ops/customer.html",
+        status,
+        customer=body,
+        limits=limits,
+        version=version,
+        error=error,
+        standing_orders=orders["items"],
+    )
 
 
 @router.get("/customers/{customer_id}")
@@ -393,8 +402,16 @@ async def find_account(page: Staff, id: str = "") -> Response:
     try:
         return page.redirect(f"{STAFF.prefix}/accounts/{UUID(id.strip())}")
     except ValueError:
-        page.flash("error", "Enter an account number (it looks like 0190a1b2-...).")
+        pass
+    # An account number as people write it (LF.. in fours); the API checks its digits.
+    try:
+        account = await page.api.get("/ops/v1/accounts", account_number=id)
+    except ApiProblem as err:
+        if err.status not in (404, 422):
+            raise
+        page.flash("error", "Enter an account number (LF and 18 digits) or an account id.")
         return page.redirect(f"{STAFF.prefix}/customers")
+    return page.redirect(f"{STAFF.prefix}/accounts/{account['id']}")
 
 
 async def _account_page(page: Page, account_id: UUID, status: int = 200, **context: Any) -> Response:

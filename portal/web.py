@@ -88,6 +88,7 @@ def _env() -> Environment:
         rfc3339=fmt.rfc3339,
         human_time=fmt.human_time,
         short_id=fmt.short_id,
+        account_number=fmt.account_number,
         bps=fmt.format_bps,
         status_label=messages.status_label,
         failure_message=messages.failure_message,

@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright  # noqa: E402
 
-from tests.portal.flows import CustomerFlow, OpsFlow  # noqa: E402
+from tests.portal.flows import CustomerFlow, OpsFlow, number_of  # noqa: E402
 from tests.portal.harness import CHROMIUM, CHROMIUM_ARGS, PortalStack, create_database, running_portal  # noqa: E402
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
@@ -61,7 +61,7 @@ def drive(stack: PortalStack, out: Path) -> None:
         # Cross-currency, with the indicative preview on the form.
         p = alice.page
         p.goto(alice.url(f"/transfers/new?source={usd}"))
-        p.get_by_label("To account number").fill(eur)
+        p.get_by_label("To account number").fill(number_of(eur))
         p.get_by_label("Amount").fill("300.00")
         expect(p.locator("#fx-preview")).to_contain_text("receives about")
         shoot(p, out, "customer-transfer-new-fx")
@@ -86,6 +86,30 @@ def drive(stack: PortalStack, out: Path) -> None:
         phone.email, phone.password = alice.email, alice.password
         phone.login()
         shoot(phone.page, out, "customer-accounts-phone")
+
+        # Payees and standing orders (issue #18).
+        payee_id = alice.add_payee("Bob Keller", bob_usd)
+        alice.page.goto(alice.url("/payees"))
+        shoot(alice.page, out, "customer-payees")
+        p.goto(alice.url(f"/transfers/new?source={usd}&payee={payee_id}"))
+        p.get_by_label("Amount").fill("60.00")
+        shoot(p, out, "customer-transfer-new-payee")
+        p.goto(alice.url("/standing-orders"))
+        p.get_by_label("Amount").fill("250.00")
+        p.get_by_label("Every").select_option("monthly")
+        p.get_by_label("Note for the payee (optional)").fill("Rent")
+        p.get_by_role("button", name="Set up standing order").click()
+        card = p.locator("li[data-order-id]").first
+        order_id = card.get_attribute("data-order-id") or ""
+        code = alice.read_code_about("monthly standing order of 250.00 USD", order_id)
+        p.goto(alice.url("/standing-orders"))
+        card.get_by_label("Code").fill(code)
+        card.get_by_role("button", name="Approve standing order").click()
+        expect(card.locator('[data-field="order-status"]')).to_have_text("active")
+        shoot(p, out, "customer-standing-orders")
+        [(alice_id,)] = stack.sql("SELECT id FROM customers WHERE email = %s", alice.email)
+        operator.page.goto(operator.url(f"/customers/{alice_id}"))
+        shoot(operator.page, out, "ops-customer-standing-orders")
 
         operator.page.goto(operator.url("/transfers"))
         shoot(operator.page, out, "ops-transfers")

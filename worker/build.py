@@ -15,6 +15,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from activities.health import HealthActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
+from activities.standing_order import StandingOrderActivities
 from activities.transfer import TransferActivities, TransferPolicy
 from config.settings import Settings
 from fx.rates import TableRateProvider
@@ -26,6 +27,7 @@ from security.sealed import load_sealer
 from workflows.health import HealthCheckWorkflow
 from workflows.reconciliation import ReconciliationWorkflow, ScheduledReconciliationWorkflow
 from workflows.retention import RetentionSweepWorkflow
+from workflows.standing_order import StandingOrderRunWorkflow
 from workflows.transfer import TransferWorkflow
 
 
@@ -63,6 +65,7 @@ def build_worker(
     # The reconciliation activities ask Temporal whether stuck transfers still have a workflow.
     reconciliation = ReconciliationActivities(engine, client)
     retention = RetentionActivities(engine)
+    standing_orders = StandingOrderActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
@@ -72,6 +75,7 @@ def build_worker(
             ReconciliationWorkflow,
             ScheduledReconciliationWorkflow,
             RetentionSweepWorkflow,
+            StandingOrderRunWorkflow,
         ],
         activities=[
             health.db_ping,
@@ -86,6 +90,7 @@ def build_worker(
             retention.start,
             retention.sweep_batch,
             retention.finish,
+            standing_orders.begin_run,
         ],
         # Activities are synchronous (psycopg): they run on this thread pool, one
         # pooled database connection each at most.

@@ -68,6 +68,8 @@ LOCAL_STEPS_PATCH = "local-db-steps"
 # code and before it posts; see _risk_gate. Histories recorded before it never wait.
 RISK_PATCH = "risk-verdict"
 RISK_UNAVAILABLE = "risk_unavailable"
+# Transfers to a trusted payee, and standing-order runs, skip the OTP (see `_run`).
+SCA_EXEMPTION_PATCH = "sca-exemption"
 
 T = TypeVar("T")
 
@@ -157,16 +159,33 @@ class TransferWorkflow:
                 "review_required": initiated.review_required,
             }
         )
-        self._otp_expires_at = initiated.otp_expires_at
-        self._attempts_left = initiated.attempts_left
         self._upsert_currency_attributes(initiated)
-        self._set_status("pending_otp")
+        # Only a history whose initiation granted an exemption asks for the patch, so older
+        # histories (which never carry one) replay unchanged.
+        if initiated.sca_exemption and workflow.patched(SCA_EXEMPTION_PATCH):
+            # No code to wait for (PSD2 RTS Art. 13/14): straight to where an accepted code
+            # would have moved it. Limits, review and risk still apply after this point.
+            self._record("sca_exempt", initiated.sca_exemption)
+            await self._step(
+                "set_transfer_status",
+                StatusInput(
+                    transfer_id=request.transfer_id,
+                    status="in_review" if initiated.review_required else "processing",
+                ),
+                type(None),
+            )
+        else:
+            self._otp_expires_at = initiated.otp_expires_at
+            self._attempts_left = initiated.attempts_left
+            self._set_status("pending_otp")
 
-        outcome = await self._await_otp(request, initiated)
-        if outcome is not None:
-            return await self._close(outcome[0], outcome[1])
+            outcome = await self._await_otp(request, initiated)
+            if outcome is not None:
+                return await self._close(outcome[0], outcome[1])
 
-        # The accepting OTP check already moved the transfer to in_review or processing.
+        # The accepting OTP check (or the exemption step) already moved the transfer to
+        # in_review or processing. Then the risk verdict, OTP or not (an exempt transfer's wait
+        # starts here, right after initiation).
         risk_review = False
         if initiated.risk_wait_s > 0 and self._risk_patch:
             verdict = await self._risk_gate(request, initiated)

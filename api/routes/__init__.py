@@ -28,6 +28,8 @@ from api.routes import (
     ops_staff,
     ops_transfers,
     totp,
+    payees,
+    standing_orders,
     transfers,
 )
 
@@ -35,6 +37,8 @@ CUSTOMER_ROUTERS: list[APIRouter] = [
     customers.router,
     accounts.router,
     transfers.router,
+    payees.router,
+    standing_orders.router,
     notifications.router,
     fx.router,
     totp.customer_router,
@@ -57,4 +61,5 @@ OPS_ROUTERS: list[APIRouter] = [
     totp.ops_router,
     ops_limits.router,
     ops_risk.router,
+    standing_orders.ops_router,
 ]

@@ -6,12 +6,21 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy import text
 
 from api import audit, schemas, views
 from api.contract import declare
-from api.deps import CurrentCustomer, CustomerPrincipal, EngineDep, LedgerDep, record_foreign_access
+from api.deps import (
+    CurrentCustomer,
+    CustomerPrincipal,
+    EngineDep,
+    LedgerDep,
+    TransferCreationLimit,
+    record_foreign_access,
+)
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from ledger import account_numbers
 from ledger.accounts import Account, AccountKind
 from ledger.errors import AccountNotFound, UnsupportedCurrency
 from ledger.ids import uuid7
@@ -106,6 +115,49 @@ def list_accounts(customer: CurrentCustomer, ledger: LedgerDep) -> schemas.Page[
     with ledger_errors():
         items = [views.account_with_balance(ledger, a) for a in ledger.list_accounts(customer.id)]
     return schemas.Page[schemas.Account](items=items, next_cursor=None)
+
+
+@router.get(
+    "/accounts/lookup",
+    response_model=schemas.AccountLookup,
+    summary="Check an account number before paying it",
+    description=(
+        "200 with the holder's initials, 404 account_not_found, 422 invalid_account_number when the check "
+        "digits are wrong (caught before any lookup). Counts against the transfer-creation rate limit, "
+        "so numbers cannot be harvested faster than transfers can be made."
+    ),
+)
+def lookup_account(
+    customer: CurrentCustomer,
+    _limit: TransferCreationLimit,
+    ledger: LedgerDep,
+    engine: EngineDep,
+    account_number: Annotated[str, Query(max_length=64)],
+) -> schemas.AccountLookup:
+    account = account_by_number(ledger, account_number)
+    with engine.connect() as conn:
+        full_name = conn.execute(
+            text("SELECT full_name FROM customers WHERE id = :id"), {"id": account.customer_id}
+        ).scalar_one_or_none()
+    return schemas.AccountLookup(
+        account_number=account.account_number, holder_name_hint=account_numbers.initials(full_name or "")
+    )
+
+
+def account_by_number(ledger: Ledger, text_typed: str) -> Account:
+    """A customer account by the number a person typed (spaces ignored, check digits first).
+
+    Raises:
+        Problem: 422 invalid_account_number (no lookup made), 404 account_not_found.
+    """
+    try:
+        number = account_numbers.parse(text_typed)
+    except account_numbers.InvalidAccountNumber as err:
+        raise refusal("invalid_account_number", str(err)) from err
+    try:
+        return ledger.find_account_by_number(number)
+    except AccountNotFound as err:
+        raise refusal("account_not_found", "No account has this number.") from err
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.Account)

@@ -10,13 +10,14 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from api import audit, schemas, views
 from api.contract import declare
 from api.deps import AnyStaff, EngineDep, LedgerDep, Operator, client_ip
 from api.errors import ledger_errors, refusal
 from api.problems import Problem
+from api.routes.accounts import account_by_number
 from ledger.errors import AccountNotFound, IllegalTransition, VersionConflict
 
 router = APIRouter(tags=["ops: accounts"])
@@ -38,6 +39,22 @@ def _expected_version(if_match: str | None) -> int:
     if match is None:
         raise Problem(412, "version_conflict", "Version conflict", "If-Match does not name a current version.")
     return int(match.group(1))
+
+
+@router.get(
+    "/accounts",
+    response_model=schemas.Account,
+    summary="Find an account by its number",
+    description="422 invalid_account_number (check digits), 404 account_not_found.",
+)
+def find_account(
+    staff: AnyStaff, ledger: LedgerDep, response: Response, account_number: Annotated[str, Query(max_length=64)]
+) -> schemas.Account:
+    account = account_by_number(ledger, account_number)
+    with ledger_errors():
+        view = views.account_with_balance(ledger, account)
+    response.headers["ETag"] = views.etag(account.version)
+    return view
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.Account)

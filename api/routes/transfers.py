@@ -8,6 +8,7 @@ the workflow starts, so a client that retries after a timeout reaches the same t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -31,9 +32,11 @@ from api.deps import (
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.accounts import owned_account
+from api.routes.accounts import account_by_number, owned_account
 from api.runtime import Runtime
-from ledger.accounts import AccountKind
+from ledger import payees
+from ledger.accounts import Account, AccountKind
+from ledger.db import connection
 from ledger.errors import AccountNotFound, TransferNotFound, UnsupportedCurrency
 from ledger.money import validate_currency
 from ledger.service import Ledger
@@ -71,18 +74,50 @@ def owned_transfer(ledger: Ledger, customer: CustomerPrincipal, transfer_id: UUI
     return transfer
 
 
-def _validate(ledger: Ledger, customer: CustomerPrincipal, body: schemas.TransferIn) -> None:
+@dataclass(frozen=True)
+class Destination:
+    """Where a transfer goes, resolved from whichever of the three fields the client gave."""
+
+    account: Account
+    # Asked of the workflow; its initiation step re-checks the payee before granting it.
+    sca_exemption: str = ""
+    payee_id: UUID | None = None
+
+
+def _resolve(ledger: Ledger, customer: CustomerPrincipal, body: schemas.TransferIn) -> Destination:
     """The refusals the API can give before any workflow runs (the ledger re-checks all of
     them under its row locks; these only spare a workflow for requests that cannot work).
 
+    A destination that is one of the customer's trusted payees (by payee_id, number or id)
+    asks for the trusted-payee exemption (PSD2 RTS Art. 13).
+
     Raises:
-        Problem: 404 account_not_found, 422 same_account / currency_mismatch.
+        Problem: 404 account_not_found / payee_not_found, 422 invalid_account_number (check
+        digits, before any lookup), payee_not_trusted, same_account, currency_mismatch.
     """
+    if body.destination_account_number is not None:
+        destination_id = account_by_number(ledger, body.destination_account_number).id
+    elif body.payee_id is not None:
+        with connection(ledger.engine) as conn:
+            try:
+                payee = payees.get(conn, body.payee_id)
+            except payees.PayeeNotFound as err:
+                raise refusal("payee_not_found", "No such payee.") from err
+        if payee.customer_id != customer.id or payee.status is payees.PayeeStatus.DELETED:
+            if payee.customer_id != customer.id:
+                record_foreign_access(ledger.engine, customer, "payee", body.payee_id)
+            raise refusal("payee_not_found", "No such payee.")
+        if payee.status is not payees.PayeeStatus.TRUSTED:
+            raise refusal("payee_not_trusted", "Confirm the payee with its code before paying it.")
+        destination_id = payee.account_id
+    else:
+        assert body.destination_account_id is not None  # exactly one is given (schemas.TransferIn)
+        destination_id = body.destination_account_id
     source = owned_account(ledger, customer, body.source_account_id)
-    if body.source_account_id == body.destination_account_id:
+    if body.source_account_id == destination_id:
         raise refusal("same_account", "Source and destination are the same account.")
     try:
-        destination = ledger.get_account(body.destination_account_id)
+        destination = ledger.get_account(destination_id)
     except AccountNotFound as err:
         raise refusal("account_not_found", "No such destination account.") from err
     if destination.kind is not AccountKind.CUSTOMER:
@@ -93,6 +128,11 @@ def _validate(ledger: Ledger, customer: CustomerPrincipal, body: schemas.Transfe
         raise refusal("currency_mismatch", "The currency must be the source's or the destination's.") from err
     if body.currency not in (source.currency, destination.currency):
         raise refusal("currency_mismatch", "The currency must be the source's or the destination's.")
+    with connection(ledger.engine) as conn:
+        trusted = payees.trusted_for(conn, customer.id, destination.id, payee_id=body.payee_id)
+    if trusted is None:
+        return Destination(destination)
+    return Destination(destination, payees.ScaExemption.TRUSTED_PAYEE.value, trusted.id)
 
 
 def _transfer_response(view: schemas.Transfer, status_code: int = 200) -> JSONResponse:
@@ -158,7 +198,7 @@ async def create_transfer(
     )
 
     async def work(transfer_id: UUID) -> Response:
-        await run_in_threadpool(_validate, runtime.ledger, customer, body)
+        destination = await run_in_threadpool(_resolve, runtime.ledger, customer, body)
         client = await runtime.temporal()
         settings = runtime.settings
         state = await transfer_flow.initiate(
@@ -167,12 +207,14 @@ async def create_transfer(
                 transfer_id=str(transfer_id),
                 customer_id=str(customer.id),
                 source_account_id=str(body.source_account_id),
-                destination_account_id=str(body.destination_account_id),
+                destination_account_id=str(destination.account.id),
                 amount_minor=body.amount_minor,
                 currency=body.currency,
                 description=body.description or "",
                 otp_ttl_s=settings.otp_ttl_s,
                 otp_max_attempts=settings.otp_max_attempts,
+                sca_exemption=destination.sca_exemption,
+                payee_id=str(destination.payee_id) if destination.payee_id else "",
             ),
             task_queue=settings.temporal_task_queue,
             # Shown in the Temporal UI: enough to recognise the transfer, nothing secret.
@@ -181,7 +223,7 @@ async def create_transfer(
                 "amount_minor": body.amount_minor,
                 "currency": body.currency,
                 "source_account_id": str(body.source_account_id),
-                "destination_account_id": str(body.destination_account_id),
+                "destination_account_id": str(destination.account.id),
             },
         )
         if state.status == "initiating":
@@ -198,6 +240,7 @@ async def create_transfer(
             raise problem from err
         metrics.TRANSFER_TRANSITIONS.labels(state.status).inc()
         expires_at = datetime.fromisoformat(state.otp_expires_at) if state.otp_expires_at else None
+        # Shown only while the transfer is pending_otp (views.transfer): null when exempt.
         otp = schemas.Otp(expires_at=expires_at, attempts_left=state.attempts_left)
         view = await _read(runtime, transfer_id, otp)
         response = _transfer_response(view, 201)

@@ -15,8 +15,8 @@
 
     function refresh() {
       var params = new URLSearchParams();
-      ["source_account_id", "destination_account_id", "amount", "currency"].forEach(function (name) {
-        params.set(name, form.elements[name].value);
+      ["source_account_id", "payee_id", "destination_account_number", "amount", "currency"].forEach(function (name) {
+        if (form.elements[name]) params.set(name, form.elements[name].value);
       });
       var mine = ++seq;
       fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
@@ -38,7 +38,8 @@
       if (option && option.getAttribute("data-currency")) form.elements.currency.value = option.getAttribute("data-currency");
       later();
     });
-    ["destination_account_id", "amount", "currency"].forEach(function (name) {
+    ["payee_id", "destination_account_number", "amount", "currency"].forEach(function (name) {
+      if (!form.elements[name]) return;
       form.elements[name].addEventListener("input", later);
       form.elements[name].addEventListener("change", later);
     });

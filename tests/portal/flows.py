@@ -13,6 +13,14 @@ from tests.portal.harness import PortalStack
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
+# Account id -> the number its owner reads on the accounts page (what people type to pay it).
+NUMBERS: dict[str, str] = {}
+
+
+def number_of(account_id: str) -> str:
+    """The account's number as its owner's page prints it (grouped in fours)."""
+    return NUMBERS[account_id]
+
 
 @dataclass
 class CustomerFlow:
@@ -54,6 +62,7 @@ class CustomerFlow:
         row = p.locator("tr[data-account-id]").filter(has=p.get_by_role("link", name=label, exact=True))
         account_id = row.get_attribute("data-account-id")
         assert account_id
+        NUMBERS[account_id] = row.locator(".account-number").inner_text()
         return account_id
 
     def balance(self, account_id: str, field: str = "available") -> str:
@@ -63,7 +72,7 @@ class CustomerFlow:
     def start_transfer(self, source: str, destination: str, amount: str, currency: str, note: str = "") -> str:
         p = self.page
         p.goto(self.url(f"/transfers/new?source={source}"))
-        p.get_by_label("To account number").fill(destination)
+        p.get_by_label("To account number").fill(number_of(destination))
         p.get_by_label("Amount").fill(amount)
         p.get_by_label("Currency").select_option(currency)
         if note:
@@ -90,6 +99,44 @@ class CustomerFlow:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no inbox message for transfer {transfer_id}")
             time.sleep(0.3)
+
+    def read_code_about(self, text: str, challenge_id: str, timeout_s: float = 30) -> str:
+        """The code of the newest inbox message whose body mentions `text` (a payee's name, a
+        standing order's amount): messages not about a transfer. From the outbox row of the
+        challenge (payee or order id) only when the relay could not run."""
+        if not self.stack.relay_running:
+            return self.stack.otp_from_outbox(challenge_id)
+        message = self.page.locator("li.message .message-body").filter(has_text=text)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.page.goto(self.url("/inbox"))
+            if message.count():
+                match = re.search(r"\b(\d{6})\b", message.first.inner_text())
+                assert match, "no code in the inbox message"
+                return match.group(1)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no inbox message about {text!r}")
+            time.sleep(0.3)
+
+    def add_payee(self, name: str, account_id: str) -> str:
+        """Add a payee by the account's number and confirm it with the code from the inbox."""
+        p = self.page
+        p.goto(self.url("/payees"))
+        p.get_by_label("Payee name").fill(name)
+        p.get_by_label("Account number").fill(number_of(account_id))
+        expect(p.locator("#account-number-check")).to_have_text("Check digits OK.")
+        p.get_by_role("button", name="Add payee").click()
+        expect(p.get_by_role("status").filter(has_text=f"confirm {name}")).to_be_visible()
+        card = p.locator("li[data-payee-id]").filter(has_text=name)
+        payee_id = card.get_attribute("data-payee-id")
+        assert payee_id
+        code = self.read_code_about(name, payee_id)
+        p.goto(self.url("/payees"))
+        card.get_by_label("Code").fill(code)
+        card.get_by_role("button", name="Confirm payee").click()
+        expect(p.get_by_role("status").filter(has_text=f"{name} is now a trusted payee")).to_be_visible()
+        expect(card.locator('[data-field="payee-status"]')).to_have_text("trusted")
+        return payee_id
 
     def enter_otp(self, transfer_id: str, code: str) -> None:
         p = self.page

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.portal.conftest import Contexts
-from tests.portal.flows import CustomerFlow, OpsFlow
+from tests.portal.flows import CustomerFlow, OpsFlow, number_of
 from tests.portal.harness import PortalStack
 
 
@@ -30,7 +30,7 @@ def test_signup_fund_send_and_post(portal_stack: PortalStack, people: Contexts) 
     # The OTP step names what the code approves: amount, currency, payee; attempts and time left.
     expect(otp.locator('[data-field="amount"]')).to_have_text("25.50 USD")
     expect(otp.locator('[data-field="currency"]')).to_have_text("USD")
-    expect(otp.locator('[data-field="payee"]')).to_have_text(b)
+    expect(otp.locator('[data-field="payee"]')).to_have_text(number_of(b))
     expect(otp.locator('[data-field="attempts"]')).to_have_text("5 attempts left")
     expect(otp.locator('[data-field="remaining"]')).to_have_text(re.compile(r"^[45]:\d\d$"))
     # The hold is visible while the transfer waits for its code.
@@ -41,7 +41,7 @@ def test_signup_fund_send_and_post(portal_stack: PortalStack, people: Contexts) 
     if portal_stack.relay_running:
         inbox = alice.page.locator(f'li[data-transfer-id="{transfer_id}"]')
         expect(inbox).to_contain_text("25.50 USD")
-        expect(inbox).to_contain_text(b)
+        expect(inbox).to_contain_text(number_of(b))
     alice.enter_otp(transfer_id, code)
     alice.wait_status("posted")
     status = alice.page.locator("#transfer-status")
@@ -70,7 +70,7 @@ def test_cross_currency_transfer_with_preview(portal_stack: PortalStack, people:
 
     p = carol.page
     p.goto(carol.url(f"/transfers/new?source={usd}"))
-    p.get_by_label("To account number").fill(eur)
+    p.get_by_label("To account number").fill(number_of(eur))
     p.get_by_label("Amount").fill("50.00")
     # static/transfer-form.js asks the portal for an indicative quote as the customer types.
     preview = p.locator("#fx-preview")
@@ -136,7 +136,7 @@ def test_double_submit_creates_one_transfer_and_errors_are_explained(
     p = erin.page
     p.goto(erin.url(f"/transfers/new?source={source}"))
     # Too much: the API's insufficient_funds becomes a sentence, and the form keeps its values.
-    p.get_by_label("To account number").fill(target)
+    p.get_by_label("To account number").fill(number_of(target))
     p.get_by_label("Amount").fill("20")
     p.get_by_role("button", name="Continue").click()
     expect(p.get_by_role("alert")).to_have_text("Not enough available money in the account for this transfer.")
@@ -154,7 +154,7 @@ def test_double_submit_creates_one_transfer_and_errors_are_explained(
             "csrf_token",
             "idempotency_key",
             "source_account_id",
-            "destination_account_id",
+            "destination_account_number",
             "amount",
             "currency",
         )

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.portal.conftest import Contexts
-from tests.portal.flows import CustomerFlow, OpsFlow
+from tests.portal.flows import CustomerFlow, OpsFlow, number_of
 from tests.portal.harness import PortalStack
 
 
@@ -52,7 +52,7 @@ def test_freeze_with_a_stale_page_shows_the_conflict(portal_stack: PortalStack, 
     # Frozen means frozen: the customer cannot send from it, and is told why.
     p = customer.page
     p.goto(customer.url(f"/transfers/new?source={account}"))
-    p.get_by_label("To account number").fill(account)
+    p.get_by_label("To account number").fill(number_of(account))
     p.get_by_label("Amount").fill("1")
     p.get_by_role("button", name="Continue").click()
     expect(p.get_by_role("alert")).to_be_visible()

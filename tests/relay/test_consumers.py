@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from activities.transfer import TransferActivities, TransferPolicy
 from activities.transfer_io import InitiateInput, TransferRequest
 from fx.rates import Rate
+from ledger.account_numbers import grouped
 from ledger.db import connection, transaction
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
@@ -89,7 +90,8 @@ def test_notifier_delivers_the_otp_to_the_payer_only(
     assert (channel, about) == ("in_app", transfer_id)
     assert subject == otp_event.payload["data"]["subject"]
     assert body == otp_event.payload["data"]["body"]
-    assert "25.00 USD" in body and str(destination.id) in body, "names the amount and the payee"
+    payee_number = ledger.get_account(destination.id).account_number
+    assert "25.00 USD" in body and grouped(payee_number) in body, "names the amount and the payee's number"
     # The code is sealed: not in the body (which holds the mask), in code_sealed, for this challenge.
     assert not any(w.isdigit() and len(w) == 6 for w in body.replace(".", " ").split()), "no clear code at rest"
     assert CODE_SLOT in body

@@ -71,6 +71,8 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/ops/v1/accounts/{}/statement.csv"): ANY_STAFF,
     ("GET", "/ops/v1/audit-log"): roles("auditor"),
     ("GET", "/ops/v1/dead-letters"): ANY_STAFF,
+    ("GET", "/ops/v1/standing-orders"): ANY_STAFF,
+    ("GET", "/ops/v1/accounts"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/parked"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/relay"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/decode"): ANY_STAFF,

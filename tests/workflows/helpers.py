@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from activities.transfer_io import OtpSubmission, TransferRequest, TransferState
 from ledger.accounts import Account
+from ledger.db import connection
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
@@ -47,6 +48,8 @@ class Bank:
         *,
         otp_ttl_s: int = 300,
         transfer_id: UUID | None = None,
+        sca_exemption: str = "",
+        payee_id: UUID | None = None,
     ) -> tuple[WorkflowHandle[TransferWorkflow, str], TransferState]:
         assert source.customer_id is not None
         request = TransferRequest(
@@ -57,6 +60,8 @@ class Bank:
             amount_minor=amount_minor,
             currency=currency or source.currency,
             otp_ttl_s=otp_ttl_s,
+            sca_exemption=sca_exemption,
+            payee_id=str(payee_id) if payee_id else "",
         )
         start = WithStartWorkflowOperation(
             TransferWorkflow.run,
@@ -85,6 +90,23 @@ class Bank:
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 )
         return await start.workflow_handle(), state
+
+    def trusted_payee(self, source: Account, destination: Account) -> UUID:
+        """A trusted payee of the source's owner for the destination (rows written directly:
+        the API's confirmation flow is tested in tests/api/test_payees.py)."""
+        payee_id = uuid7()
+        with connection(self.ledger.engine) as conn:
+            conn.execute(
+                "INSERT INTO customers (id, email, full_name, password_hash) VALUES (%s, %s, 'Payer', 'x') "
+                "ON CONFLICT (id) DO NOTHING",
+                (source.customer_id, f"{source.customer_id}@example.test"),
+            )
+            conn.execute(
+                "INSERT INTO payees (id, customer_id, account_id, account_number, name, status, trusted_at) "
+                "VALUES (%s, %s, %s, %s, 'Payee', 'trusted', now())",
+                (payee_id, source.customer_id, destination.id, destination.account_number),
+            )
+        return payee_id
 
     def otp_code(self, transfer_id: str) -> str:
         """The code from the transfer's `notification.requested` outbox row (what the customer

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0011_retention"
-down_revision: str | Sequence[str] | None = "0009_outbox_cursor"
+down_revision: str | Sequence[str] | None = "0010_shared_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -51,7 +51,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         WHEN c.state = 'used' THEN 'used'
         WHEN t.status = 'cancelled' THEN 'cancelled'
         WHEN c.state <> 'pending' OR c.expires_at <= p_now THEN 'expired'
-        WHEN t.status IS DISTINCT FROM 'pending_otp' THEN 'expired'
+        -- A transfer's code also ends with its transfer's wait; payees and standing orders have
+        -- no transfer row, their challenge's own state says it all.
+        WHEN t.id IS NOT NULL AND t.status <> 'pending_otp' THEN 'expired'
     END
       FROM (SELECT CASE WHEN p_ref ~ '^[0-9a-fA-F-]{36}$' THEN p_ref::uuid END AS id) ref
       LEFT JOIN otp_challenges c ON c.transfer_id = ref.id

@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012_totp"
-down_revision = "0009_outbox_cursor"
+down_revision = "0011_retention"
 branch_labels = None
 depends_on = None
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_risk"
-down_revision: str | Sequence[str] | None = "0009_outbox_cursor"
+down_revision: str | Sequence[str] | None = "0013_payees"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -27,9 +27,9 @@ from api.routes import (
     ops_risk,
     ops_staff,
     ops_transfers,
-    totp,
     payees,
     standing_orders,
+    totp,
     transfers,
 )
 

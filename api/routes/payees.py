@@ -11,7 +11,6 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from otp.delivery import CODE_SLOT
 from api import audit, challenges, schemas, views
 from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep, record_foreign_access
 from api.errors import refusal
@@ -21,6 +20,7 @@ from ledger import account_numbers, payees
 from ledger.db import Conn, transaction
 from ledger.ids import uuid7
 from otp.codes import Binding
+from otp.delivery import CODE_SLOT
 
 router = APIRouter(tags=["customer: payees"])
 

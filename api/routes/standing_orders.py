@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from otp.delivery import CODE_SLOT
 from api import audit, challenges, idempotency, schemas, views
 from api import standing_order_schedule as schedule
 from api.deps import (
@@ -40,6 +39,7 @@ from ledger.db import Conn, connection, transaction
 from ledger.errors import AccountNotFound
 from ledger.money import Money
 from otp.codes import Binding
+from otp.delivery import CODE_SLOT
 
 router = APIRouter(tags=["customer: standing orders"])
 ops_router = APIRouter(tags=["ops: standing orders"])

@@ -218,7 +218,6 @@ def running_api(database_url: str, temporal_address: str) -> Iterator[Api]:
         "LEDGERFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
-        "LEDGERFLOW_SEAL_KEYS": "test:" + secrets.token_hex(32),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -21,7 +21,7 @@ from tests.api.conftest import Api, bearer
 ROLES = ("operator", "approver", "auditor", "admin")
 # Never fuzzed: see tests/api/test_schemathesis.py's docstring; the two-factor routes because a
 # wrong code counts as a failed login (the per-IP throttle that every request shares).
-EXCLUDED_PATHS = r"/auth/token$|/auth/logout$|^/readyz$"
+EXCLUDED_PATHS = r"/auth/token$|/auth/logout$|^/readyz$|/me/totp(/confirm)?$"
 # Business refusals a schema-valid request may get (state the schema cannot describe);
 # `schema_valid_is_well_formed` (tests/api/schemathesis_hooks.py) still refuses a
 # validation_error for one.

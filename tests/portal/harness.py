@@ -192,7 +192,6 @@ def running_portal(
         "LEDGERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap or f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
         "LEDGERFLOW_PAYLOAD_KEYS": "test:" + secrets.token_hex(32),
-        "LEDGERFLOW_SEAL_KEYS": "test:" + secrets.token_hex(32),
         "LEDGERFLOW_HOME": str(work_dir),
         "LEDGERFLOW_SEAL_KEYS": totp_auth.seal_keys(),
     }

@@ -64,7 +64,6 @@ def api(recon_database: str, temporal_address: str) -> Iterator[Api]:
         "LEDGERFLOW_OTP_KEY": secrets.token_hex(32),
         # Payload encryption keys from here, not from a key file under the developer's home.
         "LEDGERFLOW_PAYLOAD_KEYS": f"recon-test:{secrets.token_hex(32)}",
-        "LEDGERFLOW_SEAL_KEYS": f"recon-test:{secrets.token_hex(32)}",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -228,7 +228,8 @@ class Stack:
             for svc in group:
                 svc.wait_ready()
             if group:
-                self.log(f"{step} {kind} x{len(group)}: ready in {time.monotonic() - t0:.1f}s")
+                names = ", ".join(svc.name for svc in group)
+                self.log(f"{step} {kind}: ready in {time.monotonic() - t0:.1f}s ({names})")
         self.watch()
 
     def watch(self) -> None:

@@ -88,7 +88,19 @@ def test_up_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         stack_env_file = (tmp_path / "home" / "stack.env").read_text()
         assert f"LEDGERFLOW_API_PORT={env['LEDGERFLOW_API_PORT']}" in stack_env_file
         pids = json.loads((tmp_path / "home" / "pids.json").read_text())
-        assert set(pids) == {"postgresql", "temporal", "kafka", "worker", "relay", "api"}
+        # Two API processes by default (LEDGERFLOW_API_PROCESSES), one worker, one relay.
+        assert set(pids) == {"postgresql", "temporal", "kafka", "worker-1", "relay-1", "api-1", "api-2"}
+
+        # One API process dies: the launcher says so and starts it again; the port answers throughout.
+        os.killpg(pids["api-1"], signal.SIGKILL)
+        assert http_status(f"{api}/healthz") == 200
+        restarted = "".join(wait_for_line(proc, "api-1 restarted as pid", timeout_s=120))
+        assert "api-1 exited with code -9; restarting it" in restarted
+        pids = json.loads((tmp_path / "home" / "pids.json").read_text())
+        assert f"api-1 restarted as pid {pids['api-1']} " in restarted
+        served = {json.loads(urllib.request.urlopen(f"{api}/healthz", timeout=10).read())["pid"] for _ in range(30)}
+        assert served <= {pids["api-1"], pids["api-2"]}  # the restarted process and the other one
+
         children = {pid: psutil.Process(pid) for pid in pids.values()}
         descendants = [c for p in children.values() for c in p.children(recursive=True)]
 

@@ -62,6 +62,10 @@ def running(test_stack: EphemeralStack) -> Iterator[Running]:
             # (and exactly what the OTP-attempt test sends).
             "LEDGERFLOW_RATELIMIT_OTP_PER_CUSTOMER": str(OTP_PER_CUSTOMER),
             "LEDGERFLOW_RATELIMIT_OTP_PER_IP": "0",
+            # Transfer creation unlimited: the kill test's client retries (409 in flight while
+            # the killed process's lease runs out) would otherwise spend the per-minute budget.
+            "LEDGERFLOW_RATELIMIT_TRANSFERS_PER_CUSTOMER": "0",
+            "LEDGERFLOW_RATELIMIT_TRANSFERS_PER_IP": "0",
         }
     )
     engine = make_engine(test_stack.database_url, pool_size=2)

@@ -133,6 +133,9 @@ def targets(policy: RetentionPolicy) -> list[Target]:
             keep_s=0,
             batch=n,
         ),
+        # Shared state of the API processes (migration 0010): each row knows when it expires.
+        Target("portal_sessions", "portal_sessions", "t.expires_at < %(cutoff)s", keep_s=0, batch=n),
+        Target("rate_limit_hits", "rate_limit_hits", "t.expires_at < %(cutoff)s", keep_s=0, batch=n),
         Target("login_failures", "login_failures", "t.failed_at < %(cutoff)s", keep_s=policy.login_failures_s, batch=n),
         Target("otp_failures", "otp_failures", "t.failed_at < %(cutoff)s", keep_s=policy.otp_failures_s, batch=n),
         # The sweeps' own records: a quarter of hourly runs is plenty to look back on, and the

@@ -48,8 +48,10 @@ CODES: Final[dict[str, Code]] = {
     # 401
     "unauthorized": Code(401, "No bearer token, or one that is invalid, expired, revoked or of the other realm."),
     "invalid_credentials": Code(401, "Wrong username or password at a token endpoint."),
+    "mfa_required": Code(401, "The principal has two-factor on: the token endpoint needs the `totp` field."),
     # 403
     "forbidden": Code(403, "The staff member's role does not allow this action."),
+    "mfa_enrolment_required": Code(403, "Staff (or, by policy, a customer) must enrol a second factor first."),
     "four_eyes_required": Code(403, "A reversal must be approved by someone other than its requester."),
     "cors_origin_not_allowed": Code(403, "The codec endpoint refuses this browser origin."),
     "origin_not_allowed": Code(403, "A staff portal session is accepted at the codec only from the Temporal Web UI."),
@@ -59,6 +61,10 @@ CODES: Final[dict[str, Code]] = {
     "transfer_not_found": Code(404, "No such transfer (or not the caller's)."),
     "customer_not_found": Code(404, "No such customer."),
     "notification_not_found": Code(404, "No such inbox message (or not the caller's)."),
+    "payee_not_found": Code(404, "No such payee (or not the caller's)."),
+    "standing_order_not_found": Code(404, "No such standing order (or not the caller's)."),
+    "rule_not_found": Code(404, "No such risk rule."),
+    "limit_set_not_found": Code(404, "No limits are set for this customer."),
     "reconciliation_run_not_found": Code(404, "No such reconciliation run."),
     "reversal_not_found": Code(404, "No such reversal."),
     "statement_not_found": Code(404, "No such statement import."),
@@ -72,12 +78,27 @@ CODES: Final[dict[str, Code]] = {
     "reversal_not_pending": Code(409, "The reversal was already approved or rejected."),
     "reversal_would_overdraw": Code(409, "Reversing would take the destination account below zero."),
     "illegal_transition": Code(409, "The account cannot move to that status from its current one."),
+    "invalid_state": Code(409, "The standing order cannot be paused, resumed or cancelled from its current status."),
+    "totp_already_enabled": Code(409, "Two-factor is already on: disable it first to enrol again."),
+    "totp_not_enabled": Code(409, "Two-factor is not on for this principal."),
+    "totp_not_pending": Code(409, "There is no enrolment waiting for its first code."),
     # 412, 413, 428
     "version_conflict": Code(412, "If-Match names a version that is not the current one."),
     "payload_too_large": Code(413, "The request body is over this route's size limit."),
     "precondition_required": Code(428, "An edit without If-Match."),
     # 422
     "validation_error": Code(422, "A field is missing or malformed (`errors` names each one)."),
+    "invalid_totp": Code(422, "The two-factor code (or recovery code) is wrong or already used."),
+    "invalid_account_number": Code(422, "The account number's check digits are wrong (caught before any lookup)."),
+    "payee_not_trusted": Code(422, "The payee has not been confirmed with its code."),
+    "standing_order_not_active": Code(
+        422, "The standing order does not authorise this run (paused, cancelled, changed)."
+    ),
+    "limit_exceeded": Code(
+        422, "Over a limit: `limit` names it, `remaining_minor` or `remaining_count` says what is left."
+    ),
+    "invalid_limits": Code(422, "A limit set is malformed (a currency twice, a negative limit)."),
+    "invalid_rule": Code(422, "A risk rule's action or parameters are not valid for that rule."),
     "invalid_amount": Code(422, "amount_minor is not a positive integer of minor units."),
     "insufficient_funds": Code(422, "The source's available balance does not cover the amount."),
     "same_account": Code(422, "Source and destination are the same account."),
@@ -205,8 +226,17 @@ def derived_codes(route: Route) -> set[str]:
     names = _names(route)
     headers = header_params(route)
     codes: set[str] = set(UNAVAILABLE_CODES)
-    if names & {"current_customer", "current_staff", "reject_foreign_token"}:
+    if names & {
+        "current_customer",
+        "current_staff",
+        "current_customer_enrolling",
+        "current_staff_enrolling",
+        "reject_foreign_token",
+    }:
         codes.add("unauthorized")
+    # Only an enrolled principal passes these (staff always; customers when policy says so).
+    if names & {"current_customer", "current_staff"}:
+        codes.add("mfa_enrolment_required")
     if any(n.startswith("require_roles.") for n in names):
         codes.add("forbidden")
     if "idempotency-key" in headers:

@@ -1,4 +1,4 @@
-"""Request and response bodies of the limits and risk endpoints (API.md "Limits and risk")."""
+"""Request and response bodies of the limits and risk endpoints (docs/api.md "Limits and risk")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The one path every OTP message takes: a `notification.requested` outbox row whose code is sealed.
 
-The code never travels or rests in clear (DESIGN.md invariant 9). The message's `body` holds
+The code never travels or rests in clear (docs/design.md invariant 9). The message's `body` holds
 the mask `CODE_SLOT` where the code belongs, and `data.otp.code_sealed` holds the code sealed
 with security/sealed.py (AES-256-GCM, key id, purpose bound to the challenge). The relay, Kafka
 and the notifier only ever see the sealed value; the inbox stores it as it came, and the API

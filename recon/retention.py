@@ -1,4 +1,4 @@
-"""Bounded storage (DESIGN.md invariant 13): what the retention sweep removes, one target a line.
+"""Bounded storage (docs/design.md invariant 13): what the retention sweep removes, one target a line.
 
 A target is a table, a predicate saying which of its rows are past retention (`t` is the row,
 `%(cutoff)s` the run's cutoff for this target: its start time minus the target's `keep_s`)

@@ -48,7 +48,7 @@ class LimitExceeded(LedgerError):
 
     @property
     def details(self) -> dict[str, Any]:
-        """The problem's extra members (API.md: `limit` and `remaining_minor` or `remaining_count`)."""
+        """The problem's extra members (docs/api.md: `limit` and `remaining_minor` or `remaining_count`)."""
         key = "remaining_count" if self.limit == "hourly_count_max" else "remaining_minor"
         return {"limit": self.limit, key: self.remaining, "currency": self.currency}
 

@@ -1,4 +1,4 @@
-"""The retention sweep (DESIGN.md invariant 13), started by the Temporal Schedule `retention-sweep`.
+"""The retention sweep (docs/design.md invariant 13), started by the Temporal Schedule `retention-sweep`.
 
 Deterministic: no I/O, no clock. The run's cutoffs come from the first activity (database
 time), then each target is swept batch by batch, one activity per batch, until a batch comes

@@ -127,6 +127,7 @@ def list_accounts(customer: CurrentCustomer, ledger: LedgerDep) -> schemas.Page[
         "so numbers cannot be harvested faster than transfers can be made."
     ),
 )
+@declare("account_not_found", "invalid_account_number")
 def lookup_account(
     customer: CurrentCustomer,
     _limit: TransferCreationLimit,

@@ -47,6 +47,7 @@ def _expected_version(if_match: str | None) -> int:
     summary="Find an account by its number",
     description="422 invalid_account_number (check digits), 404 account_not_found.",
 )
+@declare("account_not_found", "invalid_account_number")
 def find_account(
     staff: AnyStaff, ledger: LedgerDep, response: Response, account_number: Annotated[str, Query(max_length=64)]
 ) -> schemas.Account:

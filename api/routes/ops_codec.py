@@ -94,12 +94,12 @@ async def _run(runtime: Runtime, body: CodecPayloads, operation: str) -> JSONRes
 
 
 @router.post("/decode", response_model=CodecPayloads, summary="Decrypt payloads for the Temporal Web UI")
-@declare("unauthorized", "invalid_payload", "undecodable_payload")
+@declare("unauthorized", "invalid_payload", "undecodable_payload", "mfa_enrolment_required")
 async def decode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(runtime, body, "decode")
 
 
 @router.post("/encode", response_model=CodecPayloads, summary="Encrypt payloads for the Temporal Web UI")
-@declare("unauthorized", "invalid_payload", "undecodable_payload")
+@declare("unauthorized", "invalid_payload", "undecodable_payload", "mfa_enrolment_required")
 async def encode(request: Request, staff: CodecStaff, runtime: RuntimeDep, body: CodecPayloads) -> JSONResponse:
     return await _run(runtime, body, "encode")

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from api import audit, views
+from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, Operator, StaffPrincipal, client_ip
 from api.problems import Problem, not_found
 from api.routes.ops_accounts import _expected_version as expected_version
@@ -109,6 +110,7 @@ def get_defaults(staff: Admin, engine: EngineDep, response: Response) -> Limits:
 
 
 @router.put("/limits/defaults", response_model=Limits, summary="Replace the default limits (If-Match)")
+@declare("invalid_limits")
 def put_defaults(
     body: LimitsIn, staff: Admin, engine: EngineDep, request: Request, response: Response, if_match: IfMatch = None
 ) -> Limits:
@@ -118,6 +120,7 @@ def put_defaults(
 
 
 @router.get("/customers/{customer_id}/limits", response_model=Limits, summary="A customer's own limits")
+@declare("customer_not_found")
 def get_customer_limits(customer_id: UUID, staff: AnyStaff, engine: EngineDep, response: Response) -> Limits:
     with transaction(engine) as conn:
         if not _customer_exists(conn, customer_id):
@@ -126,6 +129,7 @@ def get_customer_limits(customer_id: UUID, staff: AnyStaff, engine: EngineDep, r
 
 
 @router.put("/customers/{customer_id}/limits", response_model=Limits, summary="Replace a customer's limits (If-Match)")
+@declare("customer_not_found", "invalid_limits")
 def put_customer_limits(
     customer_id: UUID,
     body: LimitsIn,

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from api import audit, schemas
+from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, client_ip
 from api.problems import Problem, not_found
 from api.routes.ops_limits import driver_connection
@@ -44,6 +45,7 @@ def list_rules(staff: AnyStaff, engine: EngineDep) -> schemas.Page[RiskRule]:
 
 
 @router.put("/risk/rules/{name}", response_model=RiskRule, summary="Change a fraud rule (admin, audited)")
+@declare("invalid_rule", "rule_not_found")
 def put_rule(name: RuleName, body: RiskRuleIn, admin: Admin, engine: EngineDep, request: Request) -> RiskRule:
     try:
         with engine.begin() as sa_conn:

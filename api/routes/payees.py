@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import audit, challenges, schemas, views
+from api.contract import declare
 from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep, record_foreign_access
 from api.errors import refusal
 from api.routes.accounts import account_by_number
@@ -77,6 +78,7 @@ def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, payee: pa
     summary="Add a payee; confirm it with the code sent to the inbox",
     description="422 invalid_account_number (check digits, before any lookup); 404 account_not_found.",
 )
+@declare("account_not_found", "invalid_account_number")
 def add_payee(
     body: schemas.PayeeIn, customer: CurrentCustomer, runtime: RuntimeDep, response: Response
 ) -> schemas.Payee:
@@ -119,6 +121,7 @@ def add_payee(
         "or the payee is not waiting for a code); 429 otp_throttled."
     ),
 )
+@declare("invalid_otp", "otp_not_pending", "otp_throttled", "payee_not_found")
 async def confirm_payee(
     payee_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> schemas.Payee:
@@ -148,12 +151,14 @@ def list_payees(customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Page[
 
 
 @router.get("/payees/{payee_id}", response_model=schemas.Payee)
+@declare("payee_not_found")
 def get_payee(payee_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Payee:
     with transaction(runtime.engine) as conn:
         return view(owned_payee(conn, runtime, customer, payee_id))
 
 
 @router.delete("/payees/{payee_id}", status_code=204, summary="Delete a payee: its exemption ends at once")
+@declare("payee_not_found")
 def delete_payee(payee_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> Response:
     with transaction(runtime.engine) as conn:
         # FOR UPDATE waits for any initiation holding the payee's share lock, and every later

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import audit, challenges, idempotency, schemas, views
 from api import standing_order_schedule as schedule
+from api.contract import declare
 from api.deps import (
     AnyStaff,
     CurrentCustomer,
@@ -135,6 +136,7 @@ def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, order: sc
         "(a start date in the past, an end before the start)."
     ),
 )
+@declare("account_not_found", "currency_mismatch", "payee_not_found", "payee_not_trusted", "same_account")
 async def create_standing_order(
     body: schemas.StandingOrderIn,
     customer: CurrentCustomer,
@@ -188,7 +190,7 @@ async def create_standing_order(
                 customer_id=customer.id,
                 subject=f"Approve your standing order of {amount}",
                 sealer=runtime.sealer,
-            body=(
+                body=(
                     f"Your code to approve a {order.frequency.value} standing order of {amount} to {payee.name}, "
                     f"account {account_numbers.grouped(payee.account_number)}, from {order.start_date.isoformat()}, "
                     f"is {CODE_SLOT}. It expires in {runtime.settings.otp_ttl_s // 60} minutes and authorises only "
@@ -214,6 +216,7 @@ async def create_standing_order(
     summary="Approve a standing order with its one-time passcode",
     description="200 active. 422 invalid_otp with attempts_left; 409 otp_not_pending; 429 otp_throttled.",
 )
+@declare("invalid_otp", "otp_not_pending", "otp_throttled", "standing_order_not_found")
 async def approve_standing_order(
     order_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> schemas.StandingOrder:
@@ -260,6 +263,7 @@ async def pause_standing_order(order_id: UUID, customer: CurrentCustomer, runtim
 
 
 @router.post("/standing-orders/{order_id}/resume", response_model=schemas.StandingOrder)
+@declare("invalid_state", "standing_order_not_found")
 async def resume_standing_order(
     order_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep
 ) -> schemas.StandingOrder:
@@ -301,6 +305,7 @@ def list_standing_orders(customer: CurrentCustomer, runtime: RuntimeDep) -> sche
 
 
 @router.get("/standing-orders/{order_id}", response_model=schemas.StandingOrder)
+@declare("standing_order_not_found")
 def get_standing_order(order_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.StandingOrder:
     with connection(runtime.engine) as conn:
         return view(conn, owned_order(conn, runtime, customer, order_id), runtime)

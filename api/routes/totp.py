@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api import audit, security, throttle
+from api.contract import declare
 from api.deps import EnrollingCustomer, EnrollingStaff, RuntimeDep, client_ip
 from api.problems import Problem
 from api.runtime import Runtime
@@ -183,11 +184,13 @@ def customer_status(customer: EnrollingCustomer, runtime: RuntimeDep) -> TotpSta
 
 
 @customer_router.post("/me/totp", status_code=201, response_model=TotpEnrolment)
+@declare("totp_already_enabled")
 def customer_begin(customer: EnrollingCustomer, runtime: RuntimeDep, request: Request) -> TotpEnrolment:
     return _begin(runtime, _customer(customer), request)
 
 
 @customer_router.post("/me/totp/confirm", response_model=TotpConfirmed)
+@declare("invalid_totp", "too_many_attempts", "totp_already_enabled", "totp_not_pending")
 def customer_confirm(
     body: TotpCodeIn, customer: EnrollingCustomer, runtime: RuntimeDep, request: Request
 ) -> TotpConfirmed:
@@ -195,6 +198,7 @@ def customer_confirm(
 
 
 @customer_router.delete("/me/totp", status_code=204, response_class=Response)
+@declare("invalid_totp", "too_many_attempts", "totp_not_enabled")
 def customer_disable(body: TotpCodeIn, customer: EnrollingCustomer, runtime: RuntimeDep, request: Request) -> Response:
     return _disable(runtime, _customer(customer), request, body.code)
 
@@ -208,15 +212,18 @@ def staff_status(staff: EnrollingStaff, runtime: RuntimeDep) -> TotpStatus:
 
 
 @ops_router.post("/me/totp", status_code=201, response_model=TotpEnrolment)
+@declare("totp_already_enabled")
 def staff_begin(staff: EnrollingStaff, runtime: RuntimeDep, request: Request) -> TotpEnrolment:
     return _begin(runtime, _staff(staff), request)
 
 
 @ops_router.post("/me/totp/confirm", response_model=TotpConfirmed)
+@declare("invalid_totp", "too_many_attempts", "totp_already_enabled", "totp_not_pending")
 def staff_confirm(body: TotpCodeIn, staff: EnrollingStaff, runtime: RuntimeDep, request: Request) -> TotpConfirmed:
     return _confirm(runtime, _staff(staff), request, body.code)
 
 
 @ops_router.delete("/me/totp", status_code=204, response_class=Response)
+@declare("invalid_totp", "too_many_attempts", "totp_not_enabled")
 def staff_disable(body: TotpCodeIn, staff: EnrollingStaff, runtime: RuntimeDep, request: Request) -> Response:
     return _disable(runtime, _staff(staff), request, body.code)

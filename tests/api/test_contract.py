@@ -79,7 +79,7 @@ def test_a_route_raising_an_undeclared_code_fails_the_scan() -> None:
     router = APIRouter()
 
     def refuse_paused() -> Problem:
-        return Problem(409, "invalid_state", "Conflict", "The order is paused.")
+        return Problem(409, "order_paused_test_only", "Conflict", "The order is paused.")
 
     @router.post("/orders/{order_id}/pause")
     def pause(order_id: str, customer: CurrentCustomer, key: IdempotencyKey) -> None:
@@ -87,14 +87,14 @@ def test_a_route_raising_an_undeclared_code_fails_the_scan() -> None:
 
     bad = FastAPI()
     bad.include_router(router, prefix="/v1")
-    contract.CODES["invalid_state"] = contract.Code(409, "test only")
+    contract.CODES["order_paused_test_only"] = contract.Code(409, "test only")
     try:
         here = ("api.", "tests.")
-        assert undeclared(bad, here) == {"['POST'] /v1/orders/{order_id}/pause": {"invalid_state"}}
-        contract.declare("invalid_state")(pause)
+        assert undeclared(bad, here) == {"['POST'] /v1/orders/{order_id}/pause": {"order_paused_test_only"}}
+        contract.declare("order_paused_test_only")(pause)
         assert undeclared(bad, here) == {}
     finally:
-        del contract.CODES["invalid_state"]
+        del contract.CODES["order_paused_test_only"]
 
 
 def test_declaring_an_unknown_code_is_refused() -> None:

@@ -1,4 +1,4 @@
-"""Strong authentication (API.md "Strong authentication"): TOTP with pyotp in both realms,
+"""Strong authentication (docs/api.md "Strong authentication"): TOTP with pyotp in both realms,
 through the real API and PostgreSQL."""
 
 from __future__ import annotations

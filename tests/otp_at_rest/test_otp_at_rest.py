@@ -1,4 +1,4 @@
-"""No OTP code at rest in clear (DESIGN.md invariant 9), on the real stack: API, worker, relay and
+"""No OTP code at rest in clear (docs/design.md invariant 9), on the real stack: API, worker, relay and
 Kafka as processes.
 
 Real transfers end posted, cancelled and expired. The inbox shows each code to its owner

@@ -4,7 +4,7 @@ Revision ID: 0010_shared_state
 Revises: 0009_outbox_cursor
 
 Until now a portal session and a rate-limit window lived in one API process's memory, so a
-second process logged people out and doubled every limit (DESIGN.md invariant 10). Both move
+second process logged people out and doubled every limit (docs/design.md invariant 10). Both move
 here; tokens, idempotency leases and the login and OTP failure counts were already here.
 
 - `portal_sessions`: one row per signed-in browser. The row is keyed by the sha256 of the

@@ -49,8 +49,11 @@ def test_openapi_documents_problems(http: httpx.Client) -> None:
     assert "Problem" in spec["components"]["schemas"]
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     op = spec["paths"]["/v1/transfers"]["post"]
-    assert "application/problem+json" in op["responses"]["default"]["content"]
-    assert any(p["name"] == "Idempotency-Key" for p in op["parameters"])
+    # Each error status is documented with its own codes (tests/api/test_contract.py has the rest),
+    # and no catch-all `default`: an undocumented status is a contract failure.
+    assert "default" not in op["responses"]
+    assert "application/problem+json" in op["responses"]["422"]["content"]
+    assert any(p["name"] == "Idempotency-Key" and p["required"] for p in op["parameters"])
     assert http.get("/docs").status_code == 200
 
 

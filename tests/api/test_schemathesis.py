@@ -37,7 +37,7 @@ def contract_api(pg_server: PgServer, migrated_template: str, temporal_address: 
 
 # Generous: the bound is the number of cases, not the clock (2-3 minutes on an idle 2-core
 # machine; several times that when other suites share the cores).
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(1800 if schemathesis_run.bounds_from_env() is schemathesis_run.CI else 4 * 3600)
 def test_schemathesis_every_phase_both_realms(contract_api: Api, tmp_path: Path) -> None:
     with httpx.Client(base_url=contract_api.base_url, timeout=60) as http:
         tokens = schemathesis_run.prepare(contract_api, http)

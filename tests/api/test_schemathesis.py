@@ -4,7 +4,8 @@ schema the API publishes for it (status, content type, body).
 Bounded to stay well under two minutes: a few examples per operation, GETs plus the POSTs
 and PATCHes that cannot move money with random ids. Left out: the login routes (argon2 on
 every example, and random failures would fill the per-IP login throttle), logout (it would
-revoke the run's own tokens), PUT of FX rates (random rates would change other tests' quotes)
+revoke the run's own tokens), PUT of FX rates (random rates would change other tests' quotes),
+PUT of the default limits and of the fraud rules (they would refuse or review other tests' transfers)
 and /readyz (it reports this test setup's absent Kafka, on purpose).
 """
 
@@ -28,7 +29,11 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-EXCLUDED = re.compile(r"^/(v1|ops/v1)/auth/|^/readyz$|^/ops/v1/fx/rates/\{base\}/\{quote\}:PUT$")
+EXCLUDED = re.compile(
+    r"^/(v1|ops/v1)/auth/|^/readyz$|^/ops/v1/fx/rates/\{base\}/\{quote\}:PUT$"
+    # Random default limits or fraud rules would refuse or review other tests' transfers.
+    r"|^/ops/v1/limits/defaults:PUT$|^/ops/v1/risk/rules/\{name\}:PUT$"
+)
 MAX_EXAMPLES = 12
 
 

@@ -30,6 +30,7 @@ from relay.backoff import Backoff
 from relay.consumer import EventConsumer
 from relay.failures import DATABASE_DOWN
 from relay.notifier import Notifier
+from relay.options import ConsumerOptions
 from relay.publisher import OutboxRelay
 from relay.risk import RiskConsumer
 from relay.topics import TopicSetupError, ensure_topics
@@ -123,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             workers.append((handler.name, consumer.run))
         if settings.risk_enabled:
             # Assesses each transfer.initiated and signals the verdict to its workflow.
-            risk = RiskConsumer(engine, bootstrap, settings, group_id=f"{prefix}.risk")
+            # A short poll: consume() waits its whole timeout unless a full batch arrives, and
+            # every transfer waits for this verdict (the projections can afford 0.5 s).
+            risk = RiskConsumer(
+                engine, bootstrap, settings, group_id=f"{prefix}.risk", options=ConsumerOptions(poll_timeout_s=0.05)
+            )
             risk.subscribe()
             workers.append(("risk", risk.run))
 

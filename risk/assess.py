@@ -193,8 +193,7 @@ def _stored(row: tuple[Any, ...]) -> StoredAssessment:
 def unsignalled(conn: Conn, limit: int) -> list[StoredAssessment]:
     """Assessments whose verdict has not reached the workflow yet, oldest first."""
     rows = conn.execute(
-        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE signalled_at IS NULL "
-        "ORDER BY assessed_at LIMIT %s",
+        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE signalled_at IS NULL ORDER BY assessed_at LIMIT %s",
         (limit,),
     ).fetchall()
     return [_stored(r) for r in rows]

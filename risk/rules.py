@@ -105,10 +105,16 @@ def assess(rules: Sequence[Rule], facts: Facts) -> Assessment:
     return Assessment("allow", ())
 
 
+# Upper bounds that keep every window a valid interval for the database (and sane): a year of
+# seconds or hours, ten years of days, a million transfers.
+MAXIMA: Final = {"count": 1_000_000, "window_s": 366 * 86_400, "days": 3_660, "hours": 366 * 24}
+MAX_MINOR: Final = 2**63 - 1
+
+
 def _positive_int(params: Mapping[str, Any], name: str) -> int:
     value = params.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRule(f"{name} must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAXIMA[name]:
+        raise InvalidRule(f"{name} must be an integer from 1 to {MAXIMA[name]}")
     return value
 
 
@@ -122,7 +128,7 @@ def _thresholds(params: Mapping[str, Any]) -> dict[str, int]:
             validate_currency(currency)
         except LedgerError as err:
             raise InvalidRule(f"unsupported currency {currency!r}") from err
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_MINOR:
             raise InvalidRule(f"amount_minor of {currency} must be a positive integer of minor units")
         out[str(currency)] = value
     return out
@@ -156,7 +162,7 @@ def validate_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
             exact = Decimal(str(factor))
         except InvalidOperation as err:
             raise InvalidRule("factor must be a number greater than 1") from err
-        if not exact.is_finite() or exact <= 1:
-            raise InvalidRule("factor must be a number greater than 1")
+        if not exact.is_finite() or exact <= 1 or exact > 1_000_000:
+            raise InvalidRule("factor must be a number greater than 1 (and at most 1,000,000)")
         return {"factor": factor if isinstance(factor, int) else str(exact), "days": _positive_int(params, "days")}
     return {"hours": _positive_int(params, "hours"), "amount_minor": _thresholds(params)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
 
 from ledger.db import connection
@@ -52,6 +52,19 @@ class Received:
         return str(self.envelope["id"])
 
 
+def _high_watermark(probe: Consumer, partition: TopicPartition) -> int:
+    """The partition's end offset. A topic created a moment ago (the session's first
+    ensure_topics) may not have a leader yet: "not leader" is retried for a while."""
+    for _ in range(100):
+        try:
+            return int(probe.get_watermark_offsets(partition, timeout=30)[1])
+        except KafkaException as exc:
+            if exc.args and getattr(exc.args[0], "code", lambda: None)() != KafkaError.NOT_LEADER_FOR_PARTITION:
+                raise
+            time.sleep(0.3)
+    return int(probe.get_watermark_offsets(partition, timeout=30)[1])
+
+
 class Tail:
     """Reads the topics from the end offsets they had when the Tail was made."""
 
@@ -63,8 +76,7 @@ class Tail:
             self.start: dict[tuple[str, int], int] = {}
             for topic in ALL_TOPICS:
                 for partition in metadata.topics[topic].partitions:
-                    _low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-                    self.start[(topic, partition)] = high
+                    self.start[(topic, partition)] = _high_watermark(probe, TopicPartition(topic, partition))
         finally:
             probe.close()
 

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import psycopg
 from confluent_kafka import Producer
+from prometheus_client import REGISTRY
 from temporalio.client import WorkflowHandle
 
 from api import views
@@ -96,6 +97,10 @@ async def test_allow_posts_and_the_verdict_is_recorded_once(risk_stack: RiskStac
     assert [(r.topic, r.key, r.envelope["data"]["verdict"]) for r in received] == [
         ("ledgerflow.risk", str(tid), "allow")
     ]
+
+    # Metrics: the verdict by rule ("none" for an allow) and its latency to the workflow.
+    assert (REGISTRY.get_sample_value("ledgerflow_risk_verdicts_total", {"verdict": "allow", "rule": "none"}) or 0) >= 1
+    assert (REGISTRY.get_sample_value("ledgerflow_risk_verdict_latency_seconds_count") or 0) >= 1
 
     # The chaos harness's two risk invariants hold here, and notice when broken.
     checks = check_invariants(stack.engine, stack.bootstrap, [])["invariants"]

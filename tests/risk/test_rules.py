@@ -63,6 +63,8 @@ def test_params_are_validated() -> None:
         ("velocity", {"count": 0, "window_s": 60}),
         ("velocity", {"count": 5}),
         ("velocity", {"count": True, "window_s": 60}),
+        ("velocity", {"count": 5, "window_s": 10**12}),
+        ("amount_spike", {"factor": "1e30", "days": 7}),
         ("amount_spike", {"factor": 1, "days": 7}),
         ("amount_spike", {"factor": "NaN", "days": 7}),
         ("new_payee_amount", {"amount_minor": {"USD": 10.5}}),

@@ -68,6 +68,7 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/ops/v1/dead-letters"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/parked"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/relay"): ANY_STAFF,
+    ("GET", "/ops/v1/retention"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/decode"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/encode"): ANY_STAFF,
     ("OPTIONS", "/ops/v1/temporal-codec/decode"): PUBLIC,

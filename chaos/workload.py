@@ -112,9 +112,10 @@ class Bank:
             page = (await self.api.call("GET", "/v1/notifications?limit=200", token=customer.token)).json()
             for note in page["items"]:
                 if note.get("transfer_id") == transfer_id:
+                    # The inbox shows the code only while it can be used; a masked one (used,
+                    # cancelled, expired before the message arrived) never comes back.
                     match = CODE.search(note["body"])
-                    if match:
-                        return match.group(1)
+                    return match.group(1) if match else None
             await asyncio.sleep(0.2)
         return None
 

@@ -75,6 +75,7 @@ MATRIX: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/ops/v1/accounts"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/parked"): ANY_STAFF,
     ("GET", "/ops/v1/outbox/relay"): ANY_STAFF,
+    ("GET", "/ops/v1/retention"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/decode"): ANY_STAFF,
     ("POST", "/ops/v1/temporal-codec/encode"): ANY_STAFF,
     ("GET", "/ops/v1/limits/defaults"): roles("admin"),

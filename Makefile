@@ -31,7 +31,7 @@ test-fast: setup
 
 lint: setup
 	@$(VENV)/bin/ruff check .
-	@$(PY) -m security.sqlcheck api otp security
+	@$(PY) -m security.sqlcheck api otp mfa security
 
 ## Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API and OSV reachable:
 ## --strict so that "could not check" fails instead of passing silently).

@@ -67,11 +67,6 @@ async def require_enrolled(page: Page) -> None:
         raise ApiProblem(403, {"code": ENROLMENT_REQUIRED})
 
 
-def enrolment_required_page(page_request: Any, realm: RealmConfig) -> Response:
-    session = web.store(page_request).get(page_request.cookies.get(realm.cookie), realm.realm)
-    return web.render_page(page_request, realm, session, "totp/required.html", 403, security_url=security_url(realm))
-
-
 def _router(realm: RealmConfig) -> APIRouter:
     router = APIRouter(prefix=realm.prefix, route_class=web.route_class(realm), include_in_schema=False)
     signed_in = Annotated[Page, Depends(web.signed_in_page(realm))]

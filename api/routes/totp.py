@@ -14,8 +14,10 @@ guess codes at leisure.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from api import audit, security, throttle
 from api.contract import declare
-from api.deps import EnrollingCustomer, EnrollingStaff, RuntimeDep, client_ip
+from api.deps import CustomerPrincipal, EnrollingCustomer, EnrollingStaff, RuntimeDep, StaffPrincipal, client_ip
 from api.problems import Problem
 from api.runtime import Runtime
 from api.schemas import Body
@@ -55,21 +57,21 @@ class TotpStatus(BaseModel):
     recovery_codes_left: int
 
 
+@dataclass(frozen=True)
 class _Principal:
     """What the handlers need of either realm's principal."""
 
-    def __init__(self, realm: str, principal_id: Any, email: str, actor: audit.Actor) -> None:
-        self.realm = realm
-        self.id = principal_id
-        self.email = email
-        self.actor = actor
+    realm: str
+    id: UUID
+    email: str
+    actor: audit.Actor
 
 
-def _customer(customer: Any) -> _Principal:
+def _customer(customer: CustomerPrincipal) -> _Principal:
     return _Principal(security.CUSTOMER, customer.id, customer.email, customer.actor)
 
 
-def _staff(staff: Any) -> _Principal:
+def _staff(staff: StaffPrincipal) -> _Principal:
     return _Principal(security.STAFF, staff.id, staff.email, staff.actor)
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from ledger import account_numbers
 from portal import format as fmt
 from portal import totp, web
 from portal.apiclient import ApiProblem
@@ -475,10 +476,19 @@ async def deposit(page: Staff) -> Response:
     require(page, "deposits")
     values = {name: page.field(name) for name in ("account_id", "currency", "amount", "external_reference")}
     errors: dict[str, str] = {}
+    account_id = values["account_id"]
     try:
-        UUID(values["account_id"])
+        UUID(account_id)
     except ValueError:
-        errors["account_id"] = "Enter the account number."
+        # An account number as people write it: checked here, then resolved to the account.
+        number = account_numbers.normalize(account_id)
+        if not account_numbers.is_valid(number):
+            errors["account_id"] = "Enter the account number (LF and 18 digits): this one has a typing mistake."
+        else:
+            try:
+                account_id = str((await page.api.get("/ops/v1/accounts", account_number=number))["id"])
+            except ApiProblem as err:
+                errors["account_id"] = err.message
     amount_minor = 0
     try:
         amount_minor = fmt.parse_amount(values["amount"], values["currency"])
@@ -493,7 +503,7 @@ async def deposit(page: Staff) -> Response:
             "POST",
             "/ops/v1/deposits",
             json={
-                "account_id": values["account_id"],
+                "account_id": account_id,
                 "amount_minor": amount_minor,
                 "currency": values["currency"],
                 "external_reference": values["external_reference"],

@@ -53,8 +53,6 @@ CODES: Final[dict[str, Code]] = {
     "forbidden": Code(403, "The staff member's role does not allow this action."),
     "mfa_enrolment_required": Code(403, "Staff (or, by policy, a customer) must enrol a second factor first."),
     "four_eyes_required": Code(403, "A reversal must be approved by someone other than its requester."),
-    "cors_origin_not_allowed": Code(403, "The codec endpoint refuses this browser origin."),
-    "origin_not_allowed": Code(403, "A staff portal session is accepted at the codec only from the Temporal Web UI."),
     # 404
     "not_found": Code(404, "No such resource."),
     "account_not_found": Code(404, "No such account (or not the caller's)."),

@@ -55,6 +55,12 @@ TRANSFER_REFUSALS = (
     "account_closed",
     "account_not_active",
     "transfer_refused",
+    # Account numbers, payees and limits (docs/api.md "Account numbers and trusted payees",
+    # "Limits and risk"): refused at initiation, before any hold.
+    "invalid_account_number",
+    "payee_not_found",
+    "payee_not_trusted",
+    "limit_exceeded",
 )
 
 StatusFilter = Literal[

@@ -123,7 +123,7 @@ def test_error_responses_are_problems_with_an_enum_of_codes(openapi: dict[str, A
     assert {"insufficient_funds", "same_account", "currency_mismatch", "account_frozen", "invalid_amount"} <= set(
         transfer[422]
     )
-    assert transfer[404] == ["account_not_found"]
+    assert transfer[404] == ["account_not_found", "payee_not_found"]
     assert transfer[400] == ["idempotency_key_missing", "malformed_body"]
     otp = error_codes(openapi["paths"]["/v1/transfers/{transfer_id}/otp"]["post"])
     assert "invalid_otp" in otp[422] and "otp_not_pending" in otp[409]

@@ -5,6 +5,7 @@ without a browser or a database; the browser tests take over once the real route
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -15,6 +16,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 
 import portal
+from ledger.db import make_engine as create_engine
+from portal.sessions import SessionStore
+from security.keys import parse_keyring
+from security.sealed import Sealer
 
 TRANSFER_ID = str(uuid.uuid4())
 STAFF = {"t-operator": ("op@example.test", "operator"), "t-admin": ("admin@example.test", "admin")}
@@ -109,11 +114,26 @@ def stand_in_api(*, pending: bool = True) -> APIRouter:
 
 
 @pytest.fixture
-def app() -> FastAPI:
+def sessions(migrated_db_url: str) -> Iterator[SessionStore]:
+    """Portal sessions live in PostgreSQL (shared by every API process): a real table here too."""
+    engine = create_engine(migrated_db_url)
+    try:
+        yield SessionStore(engine, Sealer(parse_keyring(f"t:{secrets.token_hex(32)}")))
+    finally:
+        engine.dispose()
+
+
+def portal_app(sessions: SessionStore, *, pending: bool = True) -> FastAPI:
     app = FastAPI()
-    app.include_router(stand_in_api())
+    app.include_router(stand_in_api(pending=pending))
     portal.install(app)
+    app.state.portal_sessions = sessions
     return app
+
+
+@pytest.fixture
+def app(sessions: SessionStore) -> FastAPI:
+    return portal_app(sessions)
 
 
 def login(app: FastAPI, token: str) -> TestClient:
@@ -191,10 +211,8 @@ def test_reconciliation_run_page_polls_until_done(admin: TestClient) -> None:
     assert "Run reconciliation now" in page and "not available" not in page
 
 
-def test_missing_routes_are_explained() -> None:
-    bare = FastAPI()
-    bare.include_router(stand_in_api(pending=False))  # no reversal or reconciliation routes at all
-    portal.install(bare)
+def test_missing_routes_are_explained(sessions: SessionStore) -> None:
+    bare = portal_app(sessions, pending=False)  # no reversal or reconciliation routes at all
     with login(bare, "t-admin") as admin:
         csrf = csrf_of(admin, "/ops/reconciliation")
         assert "Reconciliation is not available on this server yet." in admin.get("/ops/reconciliation").text

@@ -22,6 +22,7 @@ from relay.options import ConsumerOptions
 from relay.publisher import OutboxRelay
 from relay.risk import RiskConsumer
 from relay.topics import ensure_topics
+from security.sealed import load_sealer
 from tests.relay.helpers import FAST, Tail, Threads
 from tests.workflows.conftest import TEST_SETTINGS
 from tests.workflows.helpers import CURRENCIES, Bank
@@ -107,7 +108,7 @@ async def risk_stack(
             worker = build_worker(client, engine=engine, settings=settings, task_queue=task_queue, executor=executor)
             async with worker:
                 yield RiskStack(
-                    bank=Bank(client=client, ledger=ledger, task_queue=task_queue),
+                    bank=Bank(client=client, ledger=ledger, task_queue=task_queue, sealer=load_sealer(TEST_SETTINGS)),
                     engine=engine,
                     db_url=migrated_db_url.replace("+psycopg", ""),
                     consumer=consumer,

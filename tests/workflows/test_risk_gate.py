@@ -28,6 +28,7 @@ from temporalio.client import WorkflowHandle
 from activities.transfer_io import ReviewDecision, RiskVerdict
 from ledger.db import make_engine
 from ledger.service import Ledger
+from security.sealed import load_sealer
 from tests.workflows.conftest import TEST_SETTINGS
 from tests.workflows.helpers import CURRENCIES, Bank, result
 from tests.workflows.test_replay import REPLAYER
@@ -50,7 +51,8 @@ async def risk_bank(temporal_address: str, migrated_db_url: str) -> AsyncIterato
     with ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(client, engine=engine, settings=RISK_SETTINGS, task_queue=task_queue, executor=executor)
         async with worker:
-            yield Bank(client=client, ledger=ledger, task_queue=task_queue), migrated_db_url.replace("+psycopg", "")
+            bank = Bank(client=client, ledger=ledger, task_queue=task_queue, sealer=load_sealer(TEST_SETTINGS))
+            yield bank, migrated_db_url.replace("+psycopg", "")
     engine.dispose()
 
 

@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from activities.transfer_io import OtpSubmission
 from ledger.db import make_engine
 from ledger.service import Ledger
+from security.sealed import load_sealer
 from tests.workflows.conftest import TEST_SETTINGS
 from tests.workflows.helpers import CURRENCIES, Bank, result
 from worker.build import build_worker
@@ -33,6 +34,7 @@ def start_worker_process(temporal_address: str, db_url: str, task_queue: str, lo
         "LEDGERFLOW_TEMPORAL_TASK_QUEUE": task_queue,
         "LEDGERFLOW_OTP_KEY": TEST_SETTINGS.otp_key.get_secret_value(),
         "LEDGERFLOW_PAYLOAD_KEYS": TEST_SETTINGS.payload_keys.get_secret_value(),
+        "LEDGERFLOW_SEAL_KEYS": TEST_SETTINGS.seal_keys.get_secret_value(),
         "LEDGERFLOW_CRASH_AT": "after_post_commit",
     }
     out = log.open("wb")
@@ -55,7 +57,7 @@ async def test_worker_killed_after_posting_commit_posts_once(
     ledger = Ledger(engine)
     ledger.ensure_house_accounts(CURRENCIES)
     task_queue = f"crash-{uuid.uuid4().hex[:8]}"
-    bank = Bank(client=client, ledger=ledger, task_queue=task_queue)
+    bank = Bank(client=client, ledger=ledger, task_queue=task_queue, sealer=load_sealer(TEST_SETTINGS))
     alice = bank.customer_account("USD", 10_000)
     bob = bank.customer_account("USD")
 

@@ -236,9 +236,21 @@ class Entry(BaseModel):
 # -- transfers -------------------------------------------------------------------------------
 
 
+def _one_destination_schema(schema: dict[str, Any]) -> None:
+    _no_nul_in_strings(schema)
+    # A null counts as absent, as in the validator below.
+    schema["oneOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("destination_account_id", "destination_account_number", "payee_id")
+    ]
+
+
 class TransferIn(Body):
     """Exactly one of destination_account_id, destination_account_number (spaces ignored)
     and payee_id names where the money goes."""
+
+    # The rule in the schema too, so a generated client (and a contract tester) knows it.
+    model_config = ConfigDict(json_schema_extra=lambda schema: _one_destination_schema(schema))
 
     source_account_id: UUID
     destination_account_id: UUID | None = None

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field, StrictInt
 from api.schemas import Body, CurrencyCode
 
 # Strict like every amount: a float or a string is refused. Null means "no limit of this kind".
-LimitMinor = Annotated[StrictInt | None, Field(ge=0, le=2**63 - 1)]
-LimitCount = Annotated[StrictInt | None, Field(ge=0, le=2**31 - 1)]
+# The bounds on the integer itself (not on the union), so the OpenAPI states them.
+LimitMinor = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None
+LimitCount = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None
 
 
 class CurrencyLimit(Body):

@@ -255,6 +255,7 @@ def _set_status(runtime: Runtime, customer: CustomerPrincipal, order_id: UUID, t
 
 
 @router.post("/standing-orders/{order_id}/pause", response_model=schemas.StandingOrder)
+@declare("invalid_state", "standing_order_not_found")
 async def pause_standing_order(order_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.StandingOrder:
     """200 paused: no run moves money from now on (each run checks the order). 409 invalid_state."""
     order = await run_in_threadpool(_set_status, runtime, customer, order_id, so.OrderStatus.PAUSED)
@@ -285,6 +286,7 @@ async def resume_standing_order(
 
 
 @router.post("/standing-orders/{order_id}/cancel", response_model=schemas.StandingOrder)
+@declare("invalid_state", "standing_order_not_found")
 async def cancel_standing_order(
     order_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep
 ) -> schemas.StandingOrder:

@@ -51,6 +51,7 @@ class ProcessStack:
     kafka_data: Path
     infra_logs: Path
     procs: list[Proc] = field(default_factory=list)
+    admin_totp_uri: str = ""
 
     @property
     def task_queue(self) -> str:
@@ -99,7 +100,6 @@ def process_stack(
     from api.seed import seed_dev
 
     url = create_database(pg_server, migrated_template)
-    seed_dev(url)
     work = Path(tmp_path_factory.mktemp("otp-at-rest"))
     logs = work / "logs"
     logs.mkdir()
@@ -127,6 +127,8 @@ def process_stack(
         payload_keys=env["LEDGERFLOW_PAYLOAD_KEYS"],
         seal_keys=env["LEDGERFLOW_SEAL_KEYS"],
     )
+    # With this stack's seal keys: the dev admin's TOTP secret is sealed with them.
+    admin_totp_uri = seed_dev(url, settings)
     stack = ProcessStack(
         f"http://127.0.0.1:{port}",
         url.replace("postgresql+psycopg://", "postgresql://", 1),
@@ -135,6 +137,7 @@ def process_stack(
         work,
         kafka_data=test_stack.settings.home / "kafka" / "data",
         infra_logs=test_stack.settings.home / "logs",
+        admin_totp_uri=admin_totp_uri,
     )
     try:
         worker = _start("worker", ["-m", "worker"], env, logs)

@@ -110,7 +110,13 @@ def pending_code(http: httpx.Client, scenario: Scenario, transfer_id: str) -> st
 @pytest.fixture(scope="module")
 def scenario(process_stack: ProcessStack) -> Iterator[Scenario]:
     engine = create_engine(process_stack.env["LEDGERFLOW_DATABASE_URL"])
-    api = Api(process_stack.base_url, process_stack.env["LEDGERFLOW_DATABASE_URL"], engine, process_stack.settings)
+    api = Api(
+        process_stack.base_url,
+        process_stack.env["LEDGERFLOW_DATABASE_URL"],
+        engine,
+        process_stack.settings,
+        admin_totp_uri=process_stack.admin_totp_uri,
+    )
     with process_stack.client() as http:
         people = []
         for name in ("Alice Sealed", "Bob Other"):

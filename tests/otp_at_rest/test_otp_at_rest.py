@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine
 from temporalio.client import Client
 
+from ledger import account_numbers
 from otp.delivery import CODE_SLOT
 from recon.retention_io import SweepProgress
 from tests.api.conftest import Api, bearer, new_key
@@ -167,7 +168,8 @@ def test_the_inbox_shows_the_code_to_its_owner_only_while_it_can_be_used(
             # The message still names amount, currency and payee.
             pending = scenario.inbox_seen[transfer_id]
             assert body.split(" is ")[0] == pending.split(" is ")[0]
-            assert "USD" in body and scenario.bob.account["id"] in body
+            payee_number = account_numbers.grouped(scenario.bob.account["account_number"])
+            assert "USD" in body and payee_number in body
 
         # Another customer sees none of it, listed or by id (404, no existence leak).
         mine = http.get("/v1/notifications", headers=scenario.alice.auth).json()["items"]

@@ -28,6 +28,7 @@ from api import throttle
 from ledger.db import make_engine
 from stack.ephemeral import EphemeralStack
 from stack.service import Service
+from tests.totp_auth import Authenticator
 
 PROCESS = "X-Ledgerflow-Process"
 BOTH = {"api-1", "api-2"}
@@ -56,6 +57,7 @@ def running(test_stack: EphemeralStack) -> Iterator[Running]:
         update={"api_processes": 2, "worker_processes": 1, "relay_processes": 1}
     )
     test_stack.stack.settings = test_stack.settings
+    _STACK[:] = [test_stack]
     base_url = test_stack.full(
         extra_env={
             # Six OTP submissions a minute per customer: the window the rate-limit test fills
@@ -100,9 +102,30 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+_ADMIN_TOKENS: dict[str, str] = {}
+
+
+def admin_token(http: httpx.Client) -> str:
+    """The dev admin signed in once per stack, with the code from the seed's otpauth:// file
+    (a TOTP step is accepted once: the tests share one sign-in)."""
+    key = str(http.base_url)
+    if key not in _ADMIN_TOKENS:
+        from chaos.workload import dev_admin_totp_uri
+
+        uri = dev_admin_totp_uri(_STACK[0])
+        form = {"username": ADMIN[0], "password": ADMIN[1], "totp": Authenticator.of(uri).code()}
+        r = http.post("/ops/v1/auth/token", data=form)
+        assert r.status_code == 200, r.text
+        _ADMIN_TOKENS[key] = str(r.json()["access_token"])
+    return _ADMIN_TOKENS[key]
+
+
+_STACK: list[EphemeralStack] = []
+
+
 def funded_account(http: httpx.Client, token: str, amount_minor: int) -> dict[str, Any]:
     account = http.post("/v1/accounts", json={"currency": "USD"}, headers=bearer(token)).json()
-    staff = http.post("/ops/v1/auth/token", data={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
+    staff = admin_token(http)
     r = http.post(
         "/ops/v1/deposits",
         json={
@@ -168,6 +191,16 @@ def test_the_login_throttle_counts_across_processes(running: Running) -> None:
 
 
 def test_the_otp_attempt_count_holds_across_processes(running: Running) -> None:
+    # Which process accepts a new connection is the kernel's choice: a round whose six answers
+    # all came from one process proves nothing about sharing, so it is played again (a new
+    # transfer each time) until one spreads over both.
+    for _ in range(8):
+        if _otp_attempts_round(running) == BOTH:
+            return
+    raise AssertionError("eight rounds of OTP attempts never reached both API processes")
+
+
+def _otp_attempts_round(running: Running) -> set[str]:
     with running.http() as http:
         _, _, token = signup(http)
         source = funded_account(http, token, 10_000)
@@ -194,12 +227,12 @@ def test_the_otp_attempt_count_holds_across_processes(running: Running) -> None:
         assert wrong == [(422, 4), (422, 3), (422, 2), (422, 1)], [r.text for r in answers]
         assert answers[4].status_code in (409, 422), answers[4].text  # the fifth locks it
         assert answers[5].status_code == 409 and answers[5].json()["code"] == "otp_not_pending"
-        assert set(served_by(answers)) == BOTH, served_by(answers)
         deadline = time.monotonic() + 30
         while (t := http.get(f"/v1/transfers/{transfer_id}", headers=bearer(token)).json())["status"] != "failed":
             assert time.monotonic() < deadline, t
             time.sleep(0.2)
         assert t["failure_reason"] == "otp_locked"
+        return set(served_by(answers))
 
 
 def test_the_rate_limit_window_is_exact_across_processes(running: Running) -> None:

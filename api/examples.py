@@ -83,6 +83,9 @@ HAND_WRITTEN: Final[dict[str, dict[str, Any]]] = {
     "TransferIn": {
         "source_account_id": _ACCOUNT_ID,
         "destination_account_id": _OTHER_ACCOUNT_ID,
+        # Exactly one destination (the schema's oneOf): the other two stated as absent.
+        "destination_account_number": None,
+        "payee_id": None,
         "amount_minor": 10000,
         "currency": "USD",
         "description": "Rent",

@@ -87,6 +87,9 @@ CODES: Final[dict[str, Code]] = {
     # 422
     "validation_error": Code(422, "A field is missing or malformed (`errors` names each one)."),
     "invalid_totp": Code(422, "The two-factor code (or recovery code) is wrong or already used."),
+    "invalid_destination": Code(
+        422, "Not exactly one of destination_account_id, destination_account_number, payee_id."
+    ),
     "invalid_account_number": Code(422, "The account number's check digits are wrong (caught before any lookup)."),
     "payee_not_trusted": Code(422, "The payee has not been confirmed with its code."),
     "standing_order_not_active": Code(

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field, StrictInt
 from api.schemas import Body, CurrencyCode
 
 # Strict like every amount: a float or a string is refused. Null means "no limit of this kind".
-# The bounds on the integer itself (not on the union), so the OpenAPI states them.
-LimitMinor = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None
+# The bounds on the integer itself (not on the union), so the OpenAPI states them. 2**53 - 1:
+# the largest integer a JSON client in JavaScript (or any float-based validator) holds exactly,
+# so the stated maximum means the same to every client (2**63 - 1 reads as 2**63 in a float).
+LimitMinor = Annotated[StrictInt, Field(ge=0, le=2**53 - 1)] | None
 LimitCount = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None
 
 

@@ -103,6 +103,9 @@ def open_account(
             "requestBody": {
                 "source_account_id": "$response.body#/items/0/id",
                 "destination_account_id": "$response.body#/items/1/id",
+                # One destination (the body's oneOf): the other two absent.
+                "destination_account_number": None,
+                "payee_id": None,
                 "currency": "$response.body#/items/0/currency",
                 # Small enough for any funded account, so the chain goes on to the OTP.
                 "amount_minor": 100,

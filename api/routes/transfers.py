@@ -58,6 +58,7 @@ TRANSFER_REFUSALS = (
     # Account numbers, payees and limits (docs/api.md "Account numbers and trusted payees",
     # "Limits and risk"): refused at initiation, before any hold.
     "invalid_account_number",
+    "invalid_destination",
     "payee_not_found",
     "payee_not_trusted",
     "limit_exceeded",
@@ -98,9 +99,15 @@ def _resolve(ledger: Ledger, customer: CustomerPrincipal, body: schemas.Transfer
     asks for the trusted-payee exemption (PSD2 RTS Art. 13).
 
     Raises:
-        Problem: 404 account_not_found / payee_not_found, 422 invalid_account_number (check
-        digits, before any lookup), payee_not_trusted, same_account, currency_mismatch.
+        Problem: 404 account_not_found / payee_not_found, 422 invalid_destination (not exactly
+        one destination field), invalid_account_number (check digits, before any lookup),
+        payee_not_trusted, same_account, currency_mismatch.
     """
+    if body.destinations_given != 1:
+        raise refusal(
+            "invalid_destination",
+            "Give exactly one of destination_account_id, destination_account_number and payee_id.",
+        )
     if body.destination_account_number is not None:
         destination_id = account_by_number(ledger, body.destination_account_number).id
     elif body.payee_id is not None:

@@ -36,14 +36,18 @@ def prepare(api: Api, http: httpx.Client) -> dict[str, str]:
     """A customer with funded accounts (two in USD, so the stateful phase can move money
     between them, one in EUR) and a token for the customer and for each staff role."""
     _, customer = api.signup(http, "Schema Thesis")
-    tokens = {"customer": customer, "admin": api.admin_token(http)}
+    # The money-flow pass has a customer of its own: the first pass's fuzzing spends the first
+    # customer's transfer-creation budget (429 rate_limited, which account-number lookups share).
+    _, flow_customer = api.signup(http, "Flow Thesis")
+    tokens = {"customer": customer, "flow_customer": flow_customer, "admin": api.admin_token(http)}
     for role in ROLES[:-1]:
         tokens[role] = api.staff(http, role)
-    for currency in ("USD", "USD", "EUR"):
-        account = api.open_account(http, customer, currency)
-        api.deposit(http, tokens["admin"], account, 1_000_000)
-    r = http.get("/v1/accounts", headers=bearer(customer))
-    assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
+    for who in (customer, flow_customer):
+        for currency in ("USD", "USD", "EUR"):
+            account = api.open_account(http, who, currency)
+            api.deposit(http, tokens["admin"], account, 1_000_000)
+        r = http.get("/v1/accounts", headers=bearer(who))
+        assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
     return tokens
 
 
@@ -240,7 +244,7 @@ def run_all(base_url: str, tokens: dict[str, str], *, workdir: Path, bounds: Bou
         run_pass(
             "money-flow",
             base_url,
-            tokens["customer"],
+            tokens["flow_customer"],
             tokens["admin"],
             workdir=workdir,
             max_examples=bounds.max_examples,

@@ -58,9 +58,9 @@ def test_transfer_by_account_number(api: Api, http: httpx.Client) -> None:
     base = {"source_account_id": a["id"], "amount_minor": 100, "currency": "USD"}
 
     # Exactly one destination.
-    problem(transfer(http, alice, base), 422, "validation_error")
+    problem(transfer(http, alice, base), 422, "invalid_destination")
     both = base | {"destination_account_id": b["id"], "destination_account_number": b["account_number"]}
-    problem(transfer(http, alice, both), 422, "validation_error")
+    problem(transfer(http, alice, both), 422, "invalid_destination")
     # A typo is caught by the check digits, before any lookup; an unknown number is 404.
     problem(
         transfer(http, alice, base | {"destination_account_number": typo(b["account_number"])}),

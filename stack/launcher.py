@@ -376,12 +376,12 @@ class Stack:
 
     def urls(self) -> dict[str, str]:
         s = self.settings
-        t_host = s.temporal_address.rsplit(":", 1)[0]
         return {
             "API and OpenAPI docs": f"http://{s.host}:{s.api_port}/docs",
             "Customer portal": f"http://{s.host}:{s.api_port}/portal/",
             "Operations portal": f"http://{s.host}:{s.api_port}/ops/",
-            "Temporal Web UI": f"http://{t_host}:{s.temporal_ui_port}",
+            # Staff read transfers there, decoded, under the ops login (portal/temporal_ui.py).
+            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/",
             "Temporal gRPC": s.temporal_address,
             "Kafka bootstrap": s.kafka_bootstrap,
             "PostgreSQL": self.database_url,

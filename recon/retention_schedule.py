@@ -7,7 +7,6 @@ skipped: a sweep still going when the next is due will reach the same rows anywa
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from typing import Final
 
@@ -15,19 +14,17 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from recon.retention import RetentionPolicy
 from recon.retention_io import SweepInput
+from recon.schedule import upsert_schedule
 
 SCHEDULE_ID: Final = "retention-sweep"
 # Each scheduled action's workflow id is this plus the scheduled time (Temporal appends it).
@@ -58,16 +55,4 @@ async def ensure_retention_schedule(
     Raises:
         temporalio.service.RPCError: Temporal refused or is unreachable.
     """
-    schedule = retention_schedule(task_queue, every=every, policy=policy)
-    try:
-        return await client.create_schedule(schedule_id, schedule)
-    except ScheduleAlreadyRunningError:
-        pass
-    handle = client.get_schedule_handle(schedule_id)
-
-    def keep_state(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        # The operator's pause (and its note) survive a worker restart.
-        return ScheduleUpdate(dataclasses.replace(schedule, state=current.description.schedule.state))
-
-    await handle.update(keep_state)
-    return handle
+    return await upsert_schedule(client, schedule_id, retention_schedule(task_queue, every=every, policy=policy))

@@ -74,6 +74,16 @@ async def ensure_schedule(
         temporalio.service.RPCError: Temporal refused or is unreachable.
     """
     schedule = reconciliation_schedule(task_queue, every=every, offset=offset, policy=policy)
+    return await upsert_schedule(client, schedule_id, schedule)
+
+
+async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) -> ScheduleHandle:
+    """Create `schedule_id` as `schedule`, or bring the existing one to it while keeping its
+    state (an operator's pause and note); idempotent. Shared by every schedule a worker ensures.
+
+    Raises:
+        temporalio.service.RPCError: Temporal refused or is unreachable.
+    """
     try:
         return await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:

@@ -1,15 +1,27 @@
 """End to end: transfers started over HTTP with idempotency keys, OTPs read from the inbox and
 submitted over HTTP, until posted and published to Kafka; beside the bare-workflow floor
-measured on the same Temporal server in the same run."""
+measured on the same Temporal server in the same run.
+
+Three passes on one stack, each with its own customers and the same load:
+1. the default system (`LEDGERFLOW_API_PROCESSES` API processes, 2 by default; risk review on):
+   `e2e.transfers`, its latency, and the risk verdict latency;
+2. the same with risk review off: `e2e.risk_on_vs_off` puts pass 1 beside it;
+3. the same with one API process: `e2e.api_processes_2_vs_1` puts pass 1 beside it.
+Between passes only the application processes restart; PostgreSQL, Temporal and Kafka keep
+running (their warm caches favour the later passes a little, which makes both ratios
+conservative)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from temporalio.client import Client
 
 from bench.stats import percentile, result
@@ -22,9 +34,18 @@ from ledger.db import make_engine
 from stack.ephemeral import EphemeralStack
 
 
-async def measure(
-    stack: EphemeralStack, base_url: str, logs: Path, count: int, in_flight: int, customers: int
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Pass:
+    """One closed-loop run's figures."""
+
+    rate_per_s: float
+    latencies_s: list[float]
+    started_at: datetime
+    ended_at: datetime
+
+
+async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: int) -> float:
+    """The bare-workflow rate on the same Temporal server: the floor every e2e rate stands beside."""
     client = await Client.connect(stack.settings.temporal_address)
     noop_queue = f"bench-noop-{uuid.uuid4().hex[:6]}"
     noop = start_process(
@@ -38,24 +59,31 @@ async def measure(
     finally:
         noop.terminate()
         noop.wait(30)
+    return floor_rate
 
+
+async def closed_loop(stack: EphemeralStack, base_url: str, count: int, in_flight: int, customers: int) -> Pass:
+    """`count` transfers with `in_flight` at a time, from fresh customers, until all are posted
+    and on Kafka."""
     counters = Counters()
     api = Api(base_url, counters)
     bank = Bank(api, counters, mix=False, admin_totp_uri=dev_admin_totp_uri(stack))
     await bank.setup(customers, 100_000_000)
-    # Risk review is on (the default): a transfer the rules send to review (velocity, at this
-    # rate) is approved by this reviewer, so none waits forever; its latency counts.
+    # With risk review on, a transfer the rules send to review (velocity, at this rate) is
+    # approved by this reviewer, so none waits forever; its latency counts.
     stop_review = asyncio.Event()
     reviewer = asyncio.create_task(bank.review_queue(stop_review, interval_s=0.5))
     # Amounts large enough to convert between any two currencies (1 minor unit may not).
     await bank.run_transfers(50, in_flight, 5_000, min_amount_minor=500)  # warm-up
     bank.report.latencies_s.clear()
     engine = make_engine(stack.database_url, pool_size=2)
+    started_at = db_now(engine)
     t0 = time.perf_counter()
     await bank.run_transfers(count, in_flight, 5_000, min_amount_minor=500)
     # "Until posted and published": the clock stops when Kafka has every event.
     await asyncio.to_thread(wait_drained, engine, 120)
     elapsed = time.perf_counter() - t0
+    ended_at = db_now(engine)
     stop_review.set()
     await reviewer
     engine.dispose()
@@ -63,27 +91,87 @@ async def measure(
     posted = len(bank.report.latencies_s)
     if posted < count:
         raise RuntimeError(f"only {posted} of {count} transfers posted: {dict(bank.report.outcomes)}")
-    rate = posted / elapsed
-    p50 = percentile(bank.report.latencies_s, 50) * 1000
-    p99 = percentile(bank.report.latencies_s, 99) * 1000
-    return [
-        result(
-            "e2e.transfers",
-            rate,
-            "transfers/s",
-            "workflow.noop",
-            floor_rate,
-            in_flight=in_flight,
-            # LEDGERFLOW_API_PROCESSES=1 python -m bench e2e: the same row against one API process.
-            api_processes=stack.settings.api_processes,
-        ),
-        result("e2e.latency_p50_ms", p50, "ms", "-", p50),
-        result("e2e.latency_p99_ms", p99, "ms", "-", p99),
-    ]
+    return Pass(posted / elapsed, list(bank.report.latencies_s), started_at, ended_at)
+
+
+def db_now(engine: Any) -> datetime:
+    with engine.connect() as conn:
+        now: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    return now
+
+
+def verdict_latencies_ms(database_url: str, window: Pass) -> list[float]:
+    """From each `transfer.initiated` commit (the assessment's `initiated_at`) to the verdict's
+    signal reaching the workflow (`signalled_at`, stamped right after delivery), for the
+    transfers initiated in the window."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT extract(epoch FROM signalled_at - initiated_at) * 1000 FROM risk_assessments"
+                    " WHERE initiated_at BETWEEN :t0 AND :t1 AND signalled_at IS NOT NULL"
+                ),
+                {"t0": window.started_at, "t1": window.ended_at},
+            ).scalars()
+            return [float(ms) for ms in rows]
+    finally:
+        engine.dispose()
+
+
+def restart_apps(stack: EphemeralStack, extra_env: dict[str, str], api_processes: int | None = None) -> str:
+    """Stop the application processes and start them again with other settings."""
+    stack.stop_apps()
+    if api_processes is not None:
+        stack.settings = stack.settings.model_copy(update={"api_processes": api_processes})
+        stack.stack.settings = stack.settings
+    return stack.full(extra_env=extra_env)
 
 
 def run(
     stack: EphemeralStack, logs: Path, count: int = 1000, in_flight: int = 50, customers: int = 50
 ) -> list[dict[str, Any]]:
-    base_url = stack.full(extra_env=NO_RATE_LIMITS)
-    return asyncio.run(measure(stack, base_url, logs, count, in_flight, customers))
+    api_processes = stack.settings.api_processes
+    env = {**NO_RATE_LIMITS, "LEDGERFLOW_RISK_ENABLED": "true"}
+    base_url = stack.full(extra_env=env)
+    floor_rate = asyncio.run(noop_floor(stack, logs, count, in_flight))
+    main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers))
+    verdicts_ms = verdict_latencies_ms(stack.database_url, main)
+    if len(verdicts_ms) < count:
+        raise RuntimeError(f"only {len(verdicts_ms)} of {count} transfers have a delivered risk verdict")
+
+    base_url = restart_apps(stack, {**env, "LEDGERFLOW_RISK_ENABLED": "false"})
+    risk_off = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers))
+
+    base_url = restart_apps(stack, env, api_processes=1)
+    one_api = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers))
+
+    p50 = percentile(main.latencies_s, 50) * 1000
+    p99 = percentile(main.latencies_s, 99) * 1000
+    return [
+        result(
+            "e2e.transfers",
+            main.rate_per_s,
+            "transfers/s",
+            "workflow.noop",
+            floor_rate,
+            in_flight=in_flight,
+            api_processes=api_processes,
+            risk="on",
+        ),
+        result("e2e.latency_p50_ms", p50, "ms", "-", p50),
+        result("e2e.latency_p99_ms", p99, "ms", "-", p99),
+        # Issue bar: risk review costs at most 10% of the rate (ratio >= 0.9).
+        result("e2e.risk_on_vs_off", main.rate_per_s, "transfers/s", "e2e.transfers.risk_off", risk_off.rate_per_s),
+        result("e2e.transfers.risk_off", risk_off.rate_per_s, "transfers/s", "workflow.noop", floor_rate),
+        result("e2e.risk_verdict_p50_ms", percentile(verdicts_ms, 50), "ms", "-", percentile(verdicts_ms, 50)),
+        result("e2e.risk_verdict_p99_ms", percentile(verdicts_ms, 99), "ms", "-", percentile(verdicts_ms, 99)),
+        result(
+            f"e2e.api_processes_{api_processes}_vs_1",
+            main.rate_per_s,
+            "transfers/s",
+            "e2e.transfers.api_processes_1",
+            one_api.rate_per_s,
+        ),
+        result("e2e.transfers.api_processes_1", one_api.rate_per_s, "transfers/s", "workflow.noop", floor_rate),
+    ]

@@ -40,8 +40,14 @@ NO_RATE_LIMITS = {
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 
 
-# About four average transfers (max amount 300,000) per customer, currency and UTC day.
-DAILY_LIMIT_MINOR = 600_000
+def daily_limit_minor(transfers: int, customers: int, max_amount_minor: int) -> int:
+    """A daily limit per currency that the busiest customers reach, whatever the run's size:
+    80% of what an average customer sends from one currency in the run (transfers spread over
+    customers and currencies, amounts uniform up to the maximum), and at least 600,000 (about
+    four average transfers of the short form). A fixed limit would refuse nearly everything in
+    a long run, and prove little about money that moved."""
+    per_customer_currency = transfers / (customers * len(CURRENCIES))
+    return max(600_000, int(0.8 * per_customer_currency * max_amount_minor / 2))
 
 
 def say(message: str) -> None:
@@ -56,7 +62,8 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
     await bank.setup(args.customers, args.funding_minor)
     # A daily limit per currency that some customers reach, so refusals happen under faults
     # and the check "no limit exceeded" has something to prove.
-    await bank.set_default_limits([{"currency": c, "daily_max_minor": DAILY_LIMIT_MINOR} for c in CURRENCIES])
+    limit_minor = daily_limit_minor(args.transfers, args.customers, args.max_amount_minor)
+    await bank.set_default_limits([{"currency": c, "daily_max_minor": limit_minor} for c in CURRENCIES])
     stop_reads = asyncio.Event()
     readers = [asyncio.create_task(bank.read_balances(stop_reads)) for _ in range(2)]
     readers.append(asyncio.create_task(bank.review_queue(stop_reads)))

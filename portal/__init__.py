@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from portal import assets, customer, ops, temporal_ui, totp
+from portal import assets, customer, ops, ops_risk, temporal_ui, totp
 from portal.web import CUSTOMER, STAFF
 
 ROUTERS: list[APIRouter] = [
@@ -22,6 +22,7 @@ ROUTERS: list[APIRouter] = [
     assets.router(STAFF.prefix),
     customer.router,
     ops.router,
+    ops_risk.router,
     temporal_ui.router,
     totp.customer_router,
     totp.ops_router,

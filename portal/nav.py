@@ -38,6 +38,7 @@ OPS_NAV: Final = (
     NavItem("deposits", "Deposits", "/ops/deposits", ("operator", "admin")),
     NavItem("reversals", "Reversals", "/ops/reversals", ("operator", "approver", "admin")),
     NavItem("fx", "FX rates", "/ops/fx"),
+    NavItem("risk", "Limits & risk", "/ops/risk"),
     NavItem("reconciliation", "Reconciliation", "/ops/reconciliation"),
     NavItem("pipeline", "Event pipeline", "/ops/pipeline"),
     NavItem("audit", "Audit log", "/ops/audit", ("auditor", "admin")),

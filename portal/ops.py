@@ -362,39 +362,47 @@ def _limit_field(page: Page, name: str) -> int | None:
     return int(raw)
 
 
-@router.post("/customers/{customer_id}/limits")
-async def set_customer_limits(page: Staff, customer_id: UUID) -> Response:
-    """Set one currency's limits (minor units, and a count); the others stay as they are."""
+async def save_currency_limits(page: Page, path: str) -> str:
+    """Set one currency's limits at `path` (a customer's, or the defaults) from the form: minor
+    units and a count, the other currencies as they are, the form's version as If-Match.
+    Returns the flash text.
+
+    Raises:
+        ValueError: a field that is not a whole number (nothing sent).
+        ApiProblem: the API's refusal (version_conflict when someone else saved first).
+    """
     currency, version = page.field("currency").upper(), page.field("version")
-    try:
-        entry = {
-            "currency": currency,
-            "per_transfer_max_minor": _limit_field(page, "per_transfer_max_minor"),
-            "daily_max_minor": _limit_field(page, "daily_max_minor"),
-            "hourly_count_max": _limit_field(page, "hourly_count_max"),
-        }
-    except ValueError:
-        return await _customer_page(page, customer_id, 422, error=problem_message("invalid_limits"))
-    current = await page.api.get(f"/ops/v1/customers/{customer_id}/limits")
+    entry = {
+        "currency": currency,
+        "per_transfer_max_minor": _limit_field(page, "per_transfer_max_minor"),
+        "daily_max_minor": _limit_field(page, "daily_max_minor"),
+        "hourly_count_max": _limit_field(page, "hourly_count_max"),
+    }
+    current = await page.api.get(path)
     others = [item for item in current["limits"] if item["currency"] != currency]
     keep = any(entry[k] is not None for k in ("per_transfer_max_minor", "daily_max_minor", "hourly_count_max"))
     limits = sorted([*others, entry] if keep else others, key=lambda item: str(item["currency"]))
+    await page.api.call("PUT", path, json={"limits": limits}, headers={"If-Match": f'"{version}"'} if version else {})
+    return f"The {currency} limits are saved." if keep else f"The {currency} limits are removed."
+
+
+LIMITS_CONFLICT = "Someone else changed these limits — reload the page to see them."
+
+
+@router.post("/customers/{customer_id}/limits")
+async def set_customer_limits(page: Staff, customer_id: UUID) -> Response:
+    """Set one currency's limits (minor units, and a count); the others stay as they are."""
     try:
-        await page.api.call(
-            "PUT",
-            f"/ops/v1/customers/{customer_id}/limits",
-            json={"limits": limits},
-            headers={"If-Match": f'"{version}"'} if version else {},
-        )
+        saved = await save_currency_limits(page, f"/ops/v1/customers/{customer_id}/limits")
+    except ValueError:
+        return await _customer_page(page, customer_id, 422, error=problem_message("invalid_limits"))
     except ApiProblem as err:
         if err.code == "version_conflict":
-            return await _customer_page(
-                page, customer_id, 409, error="Someone else changed these limits — reload the page to see them."
-            )
+            return await _customer_page(page, customer_id, 409, error=LIMITS_CONFLICT)
         if err.status == 404 and not err.route_missing:
             raise
         return await _customer_page(page, customer_id, err.status, error=err.message)
-    page.flash("ok", f"The {currency} limits are saved." if keep else f"The {currency} limits are removed.")
+    page.flash("ok", saved)
     return page.redirect(f"{STAFF.prefix}/customers/{customer_id}")
 
 

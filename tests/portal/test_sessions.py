@@ -175,12 +175,14 @@ def test_navigation_by_role() -> None:
         return [item.key for item in nav_for("staff", role)]
 
     # Everyone has Security (their own two-factor set-up), last.
-    assert keys("auditor") == ["transfers", "customers", "fx", "reconciliation", "pipeline", "audit", "security"]
+    assert keys("auditor") == [
+        *("transfers", "customers", "fx", "risk", "reconciliation", "pipeline", "audit", "security")
+    ]
     assert keys("operator") == [
-        *("transfers", "customers", "deposits", "reversals", "fx", "reconciliation", "pipeline", "security")
+        *("transfers", "customers", "deposits", "reversals", "fx", "risk", "reconciliation", "pipeline", "security")
     ]
     assert keys("approver") == [
-        *("transfers", "review", "customers", "reversals", "fx", "reconciliation", "pipeline", "security")
+        *("transfers", "review", "customers", "reversals", "fx", "risk", "reconciliation", "pipeline", "security")
     ]
-    assert len(keys("admin")) == 10
+    assert len(keys("admin")) == 11
     assert not ops_page_allowed("audit", "operator") and ops_page_allowed("audit", "admin")

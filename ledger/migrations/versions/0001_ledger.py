@@ -227,8 +227,7 @@ CREATE INDEX outbox_key ON outbox (key, seq);
 """
 
 TRIGGERS = r"""
--- Refuses the operation outright: used for append-only tables (UPDATE, DELETE, TRUNCATE).
-
+-- Append-only tables: ledger_refuse_change refuses UPDATE, DELETE and TRUNCATE outright.
 -- Statement level, so even an UPDATE or DELETE matching no row is refused.
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, pool
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, pool
 
+from ledger import repeatable
 from ledger.db import normalize_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -21,25 +24,39 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (default: the latest). Safe to call from
-    several processes at once: they queue on an advisory lock and the later ones find nothing
-    to do."""
-    _run(url, lambda config: command.upgrade(config, revision))
+def upgrade(url: str, revision: str = "head") -> list[str]:
+    """Bring the database at `url` to `revision` (default: the latest), then apply the SQL
+    files (ledger/sql/) that changed or are new, as far as that revision allows; returns the
+    files applied. Safe to call from several processes at once: they queue on an advisory
+    lock and the later ones find nothing to do."""
+    applied: list[str] = []
+
+    def action(config: Config, conn: Connection) -> None:
+        command.upgrade(config, revision)
+        applied.extend(repeatable.apply_pending(conn, ScriptDirectory.from_config(config)))
+
+    _run(url, action)
+    return applied
 
 
 def downgrade(url: str, revision: str = "base") -> None:
-    """Undo migrations down to `revision` (default: drop every ledger table)."""
-    _run(url, lambda config: command.downgrade(config, revision))
+    """Undo migrations down to `revision` (default: drop every ledger table). The SQL files'
+    records are cleared (a downgrade may drop their functions): the next upgrade re-applies
+    them."""
+
+    def action(config: Config, conn: Connection) -> None:
+        command.downgrade(config, revision)
+        repeatable.forget_all(conn)
+
+    _run(url, action)
 
 
-def _run(url: str, action: object) -> None:
+def _run(url: str, action: Callable[[Config, Connection], None]) -> None:
     engine = create_engine(normalize_url(url), poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:
             config = alembic_config()
             config.attributes["connection"] = conn
-            assert callable(action)
-            action(config)
+            action(config, conn)
     finally:
         engine.dispose()

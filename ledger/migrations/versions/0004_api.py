@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from ledger.repeatable import apply_file
+
 revision = "0004_api"
 down_revision = "0003_relay_consumers"
 branch_labels = None
@@ -20,6 +22,8 @@ def _run(sql: str) -> None:
 
 
 def upgrade() -> None:
+    # The trigger function the audit_log triggers bind (ledger/sql/functions/).
+    apply_file(op.get_bind(), "functions/api_audit_log_append_only.sql")
     _run(
         """
         CREATE TABLE customers (
@@ -111,12 +115,6 @@ def upgrade() -> None:
         CREATE SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
         CREATE INDEX audit_log_actor ON audit_log (actor_realm, actor_id, id);
 
-        CREATE FUNCTION api_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP
-                USING ERRCODE = 'insufficient_privilege';
-        END
-        $$;
         CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
             FOR EACH ROW EXECUTE FUNCTION api_audit_log_append_only();
         CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log

@@ -43,6 +43,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from ledger.repeatable import apply_file
+
 revision: str = "0009_outbox_cursor"
 down_revision: str | Sequence[str] | None = "0008_recon_alerts"
 branch_labels: str | Sequence[str] | None = None
@@ -98,48 +100,6 @@ CREATE TABLE outbox_publications (
     CHECK (from_seq < to_seq)
 );
 CREATE INDEX outbox_publications_to_seq ON outbox_publications (to_seq);
-
--- Is the row (txid, seq) covered by the cursor? Parked and stamped rows are the caller's
--- business (see outbox_state).
-CREATE FUNCTION outbox_covered(row_txid xid8, row_seq bigint, c outbox_cursor) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT pg_visible_in_snapshot(row_txid, c.done_snapshot)
-        OR (c.target_snapshot IS NOT NULL AND row_seq <= c.after_seq
-            AND pg_visible_in_snapshot(row_txid, c.target_snapshot))
-$$;
-
--- When the page that published (txid, seq) committed. Costly (an index probe): the planner
--- is told so, and evaluates it after the cheap conditions.
-CREATE FUNCTION outbox_published_at(row_txid xid8, row_seq bigint) RETURNS timestamptz
-LANGUAGE sql STABLE PARALLEL SAFE COST 1000 AS $$
-    SELECT p.published_at FROM outbox_publications p
-     WHERE p.to_seq >= row_seq AND p.from_seq < row_seq
-       AND pg_visible_in_snapshot(row_txid, p.target_snapshot)
-       AND NOT pg_visible_in_snapshot(row_txid, p.done_snapshot)
-     ORDER BY p.to_seq LIMIT 1
-$$;
-
--- Every outbox row with its effective publication: `published` is exact (the cursor),
--- `published_at` the page's commit time (or the stamp of a row published before 0009).
-CREATE VIEW outbox_state AS
-SELECT o.id, o.seq, o.txid, o.topic, o.key, o.type, o.source, o.subject, o.payload, o.created_at,
-       o.attempts, o.last_error, o.parked,
-       (NOT o.parked AND (o.published_at IS NOT NULL OR outbox_covered(o.txid, o.seq, c))) AS published,
-       CASE WHEN o.published_at IS NOT NULL THEN o.published_at
-            WHEN NOT o.parked AND outbox_covered(o.txid, o.seq, c) THEN outbox_published_at(o.txid, o.seq)
-       END AS published_at
-  FROM outbox o CROSS JOIN outbox_cursor c;
-
--- The rows still to be published (not parked). Only a transaction still running when the
--- done snapshot was taken (its xip list) or started after it (from its xmax on) can have
--- written one: both are read off the txid index, not the table, and a long transaction
--- holding the snapshot's xmin back does not widen the read.
-CREATE VIEW outbox_waiting AS
-SELECT o.* FROM outbox o
- WHERE (o.txid >= (SELECT pg_snapshot_xmax(done_snapshot) FROM outbox_cursor)
-        OR o.txid = ANY(ARRAY(SELECT pg_snapshot_xip(done_snapshot) FROM outbox_cursor)))
-   AND o.published_at IS NULL AND NOT o.parked
-   AND NOT outbox_covered(o.txid, o.seq, (SELECT c FROM outbox_cursor c));
 """
 
 DOWNGRADE = """
@@ -148,8 +108,8 @@ DOWNGRADE = """
 UPDATE outbox o SET published_at = coalesce(outbox_published_at(o.txid, o.seq), now())
   FROM outbox_cursor c
  WHERE o.published_at IS NULL AND NOT o.parked AND outbox_covered(o.txid, o.seq, c);
-DROP VIEW outbox_waiting;
-DROP VIEW outbox_state;
+DROP VIEW IF EXISTS outbox_waiting;
+DROP VIEW IF EXISTS outbox_state;
 DROP FUNCTION outbox_published_at(xid8, bigint);
 DROP FUNCTION outbox_covered(xid8, bigint, outbox_cursor);
 DROP TABLE outbox_publications;
@@ -173,4 +133,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The data move below calls these two (their files; normally already there).
+    apply_file(op.get_bind(), "functions/outbox_covered.sql")
+    apply_file(op.get_bind(), "functions/outbox_published_at.sql")
     _run(DOWNGRADE)

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from ledger.repeatable import apply_file
+
 revision: str = "0011_retention"
 down_revision: str | Sequence[str] | None = "0010_shared_state"
 branch_labels: str | Sequence[str] | None = None
@@ -42,23 +44,6 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_code_sealed
     CHECK (code_sealed IS NULL OR (otp_challenge_ref IS NOT NULL AND code_sealed LIKE 'lfs1.%'));
 -- The codes still to erase (few: only messages whose challenge was live recently).
 CREATE INDEX notifications_sealed ON notifications (created_at) WHERE code_sealed IS NOT NULL;
-
--- NULL while the challenge `ref` can be used at `now`; else the word the inbox shows.
-CREATE FUNCTION otp_code_unusable(p_ref text, p_now timestamptz) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN c.transfer_id IS NULL THEN 'expired'
-        WHEN c.state = 'used' THEN 'used'
-        WHEN t.status = 'cancelled' THEN 'cancelled'
-        WHEN c.state <> 'pending' OR c.expires_at <= p_now THEN 'expired'
-        -- A transfer's code also ends with its transfer's wait; payees and standing orders have
-        -- no transfer row, their challenge's own state says it all.
-        WHEN t.id IS NOT NULL AND t.status <> 'pending_otp' THEN 'expired'
-    END
-      FROM (SELECT CASE WHEN p_ref ~ '^[0-9a-fA-F-]{36}$' THEN p_ref::uuid END AS id) ref
-      LEFT JOIN otp_challenges c ON c.transfer_id = ref.id
-      LEFT JOIN transfers t ON t.id = c.transfer_id
-$$;
 
 -- Clear codes from before: the OTP message's " is 123456." becomes the mask.
 UPDATE notifications
@@ -80,13 +65,6 @@ CREATE INDEX posted_events_transfer ON posted_events (transfer_id);
 INSERT INTO posted_events (event_id, transfer_id, type, created_at)
 SELECT id, key::uuid, type, created_at FROM outbox WHERE type IN ('transfer.posted', 'transfer.reversed');
 
-CREATE FUNCTION outbox_record_posted_event() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO posted_events (event_id, transfer_id, type, created_at)
-    VALUES (NEW.id, NEW.key::uuid, NEW.type, NEW.created_at)
-    ON CONFLICT (event_id) DO NOTHING;
-    RETURN NULL;
-END $$;
 CREATE TRIGGER outbox_posted_events AFTER INSERT ON outbox
     FOR EACH ROW WHEN (NEW.type IN ('transfer.posted', 'transfer.reversed'))
     EXECUTE FUNCTION outbox_record_posted_event();
@@ -143,6 +121,9 @@ def _run(sql: str) -> None:
 
 
 def upgrade() -> None:
+    # The trigger function outbox_posted_events binds (ledger/sql/functions/); otp_code_unusable
+    # comes from its file after the versioned steps.
+    apply_file(op.get_bind(), "functions/outbox_record_posted_event.sql")
     _run(UPGRADE)
 
 

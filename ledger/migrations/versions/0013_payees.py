@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from ledger.repeatable import apply_file
+
 revision: str = "0013_payees"
 down_revision: str | Sequence[str] | None = "0012_totp"
 branch_labels: str | Sequence[str] | None = None
@@ -38,15 +40,6 @@ depends_on: str | Sequence[str] | None = None
 UPGRADE = """
 -- 12-digit serials after the bank code; NO CYCLE: running out is an error, never a reuse.
 CREATE SEQUENCE account_number_seq AS bigint MINVALUE 1 MAXVALUE 999999999999 NO CYCLE;
-
--- The number for serial n: ISO 7064 mod 97-10 as IBAN computes it (BBAN, then the country
--- letters as digits, L = 21, F = 15, then 00; check = 98 - that mod 97). Mirrors
--- ledger/account_numbers.py, which checks numbers typed by people.
-CREATE FUNCTION ledger_account_number(serial bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT 'LF' || lpad((98 - (('1000' || lpad(serial::text, 12, '0') || '211500')::numeric % 97))::text, 2, '0')
-           || '1000' || lpad(serial::text, 12, '0')
-$$;
 
 ALTER TABLE accounts ADD COLUMN account_number text;
 -- Existing accounts in the order they were opened.
@@ -60,14 +53,6 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_account_number_format CHECK (accoun
 ALTER TABLE accounts ADD CONSTRAINT accounts_account_number_key UNIQUE (account_number);
 
 -- A number, once given, stays with its account (a person may have written it down).
-CREATE FUNCTION ledger_account_number_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.account_number IS DISTINCT FROM OLD.account_number THEN
-        RAISE EXCEPTION 'account %: the account number is immutable', OLD.id
-            USING ERRCODE = 'LF010', DETAIL = 'accounts';
-    END IF;
-    RETURN NEW;
-END $$;
 CREATE TRIGGER accounts_number_guard BEFORE UPDATE OF account_number ON accounts
     FOR EACH ROW EXECUTE FUNCTION ledger_account_number_guard();
 
@@ -150,6 +135,10 @@ def _run(sql: str) -> None:
 
 
 def upgrade() -> None:
+    # What this revision's DDL calls: the number function (the data move and the column
+    # default) and the trigger function (ledger/sql/functions/).
+    apply_file(op.get_bind(), "functions/ledger_account_number.sql")
+    apply_file(op.get_bind(), "functions/ledger_account_number_guard.sql")
     _run(UPGRADE)
 
 

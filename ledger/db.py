@@ -9,9 +9,10 @@ connection that dies mid-call leaves nothing behind. Multi-statement work uses
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, LiteralString, cast
 from uuid import UUID
 
 import psycopg
@@ -102,6 +103,35 @@ def transaction(engine: Engine) -> Iterator[Conn]:
         yield conn
 
 
+def retryable_statement(conn: Conn) -> contextlib.AbstractContextManager[Any]:
+    """Wrap a statement whose error the caller catches and retries after: in autocommit mode a
+    failed statement leaves nothing behind; inside a transaction (a unit of work) it would
+    abort the whole transaction, so there it gets a savepoint. The caller must already have
+    run a statement on `conn` (psycopg takes a block on an idle connection for the outer
+    transaction and would commit it)."""
+    return contextlib.nullcontext() if conn.autocommit else conn.transaction()
+
+
+def call_function(
+    conn: Conn,
+    function: LiteralString,
+    returning: LiteralString,
+    casts: Mapping[str, LiteralString] | None = None,
+    /,
+    **arguments: object,
+) -> Any:
+    """`SELECT <returning> FROM <function>(p_a => %(p_a)s, ...)`: a SQL function called with
+    NAMED arguments (names as in its definition), so a call site says what each value is
+    and a parameter added with a default breaks nobody. `casts` types the values that need
+    it (the legs' array literals: `{"p_amounts": "bigint[]"}`). Returns the cursor."""
+    parts: list[str] = []
+    for name in arguments:
+        cast_to = (casts or {}).get(name)
+        parts.append(f"{name} => %({name})s" + (f"::{cast_to}" if cast_to else ""))
+    query = f"SELECT {returning} FROM {function}({', '.join(parts)})"
+    return conn.execute(query, arguments)  # built from LiteralStrings only
+
+
 # SQLSTATEs raised by the schema's functions and triggers (see the migration's docstring).
 _INSUFFICIENT, _FROZEN, _CLOSED, _NOT_FOUND, _CURRENCY = "LF001", "LF002", "LF003", "LF004", "LF005"
 _UNBALANCED, _HOLD_NOT_PENDING, _HOLD_NOT_FOUND = "LF006", "LF007", "LF008"
@@ -152,6 +182,16 @@ def translate_error(exc: psycopg.Error) -> LedgerError | None:
     if isinstance(exc, pg_errors.IntegrityError) or code == APPEND_ONLY:
         return LedgerIntegrityError(message)
     return None
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Database errors that stand for domain errors come out as those (chained)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise_translated(exc)
+        raise
 
 
 def raise_translated(exc: psycopg.Error) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import psycopg
 from sqlalchemy import Engine
 
 from ledger import accounts as accounts_mod
@@ -27,7 +26,8 @@ from ledger import postings as postings_mod
 from ledger import transfers as transfers_mod
 from ledger.accounts import Account, AccountKind, AccountStatus
 from ledger.balances import Balance, Page, ProjectionMismatch, StatementEntry, TrialBalanceLine
-from ledger.db import Conn, connection, raise_translated, transaction
+from ledger.db import Conn, connection, retryable_statement, transaction
+from ledger.db import translated as _translated
 from ledger.errors import AccountNotFound, CurrencyMismatch, HoldNotPending, InvalidAmount
 from ledger.fx import FxQuote
 from ledger.holds import Hold, HoldState
@@ -37,6 +37,7 @@ from ledger.money import Money
 from ledger.outbox import StoredEvent, make_event
 from ledger.postings import PostedLeg, Posting, PostingResult, TransactionKind
 from ledger.transfers import Transfer, TransferPosting, TransferStatus
+from ledger.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +51,40 @@ class Deposit:
     replayed: bool
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Database errors that stand for domain errors come out as those (chained)."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise_translated(exc)
-        raise
-
-
 class Ledger:
     """The ledger over one SQLAlchemy Engine (see ledger.db.make_engine)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], datetime] | None = None, uow: UnitOfWork | None = None
+    ) -> None:
         self.engine = engine
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._uow = uow
+
+    def joining(self, uow: UnitOfWork) -> Ledger:
+        """This ledger working inside the caller's unit of work: its methods then write in
+        `uow`'s transaction (commit is the caller's), each in a savepoint, so a method that
+        raises leaves the unit as it was before the call (as a failed call leaves the
+        database on its own)."""
+        return Ledger(uow.engine, clock=self._clock, uow=uow)
 
     @contextmanager
     def _autocommit(self) -> Iterator[Conn]:
+        """One call: autocommit (one round trip, the hot path), or a savepoint of the joined unit."""
+        if self._uow is not None:
+            with _translated(), self._uow.savepoint() as joined:
+                yield joined
+            return
         with _translated(), connection(self.engine, autocommit=True) as conn:
             yield conn
 
     @contextmanager
     def _transaction(self) -> Iterator[Conn]:
+        """A multi-statement call: its own transaction, or a savepoint of the joined unit."""
+        if self._uow is not None:
+            with _translated(), self._uow.savepoint() as joined:
+                yield joined
+            return
         with _translated(), transaction(self.engine) as conn:
             yield conn
 
@@ -207,7 +218,7 @@ class Ledger:
     ) -> PostingResult:
         """Post; if a house account of these currencies is missing, create them and retry once."""
         try:
-            with _translated():
+            with _translated(), retryable_statement(conn):
                 return postings_mod.post(conn, posting, transaction_id)
         except AccountNotFound as exc:
             house_ids = {str(house_account_id(k, c)) for k in accounts_mod.HOUSE_KINDS for c in currencies}
@@ -411,7 +422,7 @@ class Ledger:
         """
         with self._autocommit() as conn:
             try:
-                with _translated():
+                with _translated(), retryable_statement(conn):
                     return transfers_mod.post_transfer(conn, transfer_id, fx)
             except AccountNotFound as exc:
                 transfer = transfers_mod.get_transfer(conn, transfer_id)

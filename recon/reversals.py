@@ -2,7 +2,7 @@
 
 An operator requests (`pending_approval`); a different staff member with the approver role
 approves or rejects. Approval posts ONE compensating ledger transaction with
-Ledger.reverse_transfer (the original legs inverted; nothing is edited), which also sets the
+ledger.transfers.reverse_transfer (the original legs inverted; nothing is edited), which also sets the
 transfer `reversed` and writes `transfer.reversed`, keyed on the reversal id, so a retried
 approval posts nothing twice. The reversal row links to that transaction; the ledger links
 back (ledger_transactions.idempotency_key = reversal id, transfers.reversal_transaction_id).
@@ -11,7 +11,7 @@ Overdraw: the payee may have spent the money. Without `force` the approval is re
 (ReversalWouldOverdraw). With `force`, the payee gives back what it has available and the
 shortfall is debited to the house `settlement:<currency>` account (house accounts may go
 negative; customer accounts never do, the database forbids it), through the same ledger
-function Ledger.reverse_transfer calls, with the payee's leg split in two. The shortfall is
+function and retry loop, with the payee's leg split in two. The shortfall is
 recorded on the reversal: a receivable from the payee that ops must collect.
 """
 
@@ -25,13 +25,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from ledger.accounts import AccountKind, ensure_house_accounts
-from ledger.db import Conn, connection, translated
+from ledger.db import Conn
 from ledger.errors import IllegalTransition, TransferNotFound
 from ledger.ids import house_account_id
 from ledger.legs import Direction, Leg
 from ledger.postings import transaction_legs
-from ledger.service import Ledger
-from ledger.transfers import Transfer, TransferStatus, reverse_transfer
+from ledger.transfers import Transfer, TransferStatus
+from ledger.uow import UnitOfWork
 from recon.errors import (
     FourEyesRequired,
     NotReversible,
@@ -176,9 +176,9 @@ def _shortfall_of(conn: Conn, transfer: Transfer, legs: list[Leg]) -> int:
     return max(taken - given, 0)
 
 
-def _post(ledger: Ledger, reversal: Reversal, reason: str, *, force: bool) -> _Posted:
-    """Post the compensating transaction with ledger.transfers.reverse_transfer (its retry
-    loop and SQL call); with `force` and a shortfall, the payee's debit split (module
+def _post(uow: UnitOfWork, reversal: Reversal, reason: str, *, force: bool) -> _Posted:
+    """Post the compensating transaction in `uow` with ledger.transfers.reverse_transfer (its
+    retry loop and SQL call); with `force` and a shortfall, the payee's debit split (module
     docstring), measured again on every attempt.
 
     Raises:
@@ -202,39 +202,39 @@ def _post(ledger: Ledger, reversal: Reversal, reason: str, *, force: bool) -> _P
         settlement = house_account_id(AccountKind.SETTLEMENT, transfer.destination_currency)
         return _cover_shortfall(legs, payee, shortfall, settlement)
 
-    with translated(), connection(ledger.engine, autocommit=True) as conn:
-        try:
-            posting = reverse_transfer(
-                conn,
-                reversal_id=reversal.id,
-                transfer_id=reversal.transfer_id,
-                reason=reason,
-                max_attempts=_MAX_ATTEMPTS,
-                adjust_legs=cover,
-                retry_insufficient=True,
-            )
-        except IllegalTransition as exc:
-            if exc.current == TransferStatus.REVERSED.value:
-                raise NotReversible(reversal.transfer_id, "it was reversed by another reversal") from exc
-            raise NotReversible(reversal.transfer_id, f"it is {exc.current}, not posted") from exc
-        shortfall = _shortfall_of(conn, posting.transfer, posting.legs)
-        return _Posted(posting.transaction_id, shortfall, posting.transfer.destination_currency, posting.replayed)
+    try:
+        posting = uow.transfers.reverse(
+            reversal_id=reversal.id,
+            transfer_id=reversal.transfer_id,
+            reason=reason,
+            adjust_legs=cover,
+            retry_insufficient=True,
+        )
+    except IllegalTransition as exc:
+        if exc.current == TransferStatus.REVERSED.value:
+            raise NotReversible(reversal.transfer_id, "it was reversed by another reversal") from exc
+        raise NotReversible(reversal.transfer_id, f"it is {exc.current}, not posted") from exc
+    shortfall = _shortfall_of(uow.conn, posting.transfer, posting.legs)
+    return _Posted(posting.transaction_id, shortfall, posting.transfer.destination_currency, posting.replayed)
 
 
 def approve_reversal(
-    conn: Conn, ledger: Ledger, *, reversal_id: UUID, approver_id: UUID, force: bool, reason: str | None
+    uow: UnitOfWork, *, reversal_id: UUID, approver_id: UUID, force: bool, reason: str | None
 ) -> Approval:
-    """Approve and post. `conn` must be in a transaction: the reversal row stays locked until it
-    commits, so two approvers of one reversal queue (the second finds it approved).
+    """Approve and post, in the caller's unit of work: the decision, the compensating
+    transaction (and the caller's audit row) commit together or not at all. The reversal row
+    stays locked until the unit ends, so two approvers of one reversal queue (the second
+    finds it approved).
 
     Raises:
         ReversalNotFound; ReversalNotPending; FourEyesRequired (the approver requested it);
         NotReversible; ReversalWouldOverdraw (without force); VersionConflict;
         AccountFrozen, AccountClosed (from the ledger).
     """
+    conn = uow.conn
     reversal = get_reversal(conn, reversal_id, lock=True)
     _decidable(reversal, approver_id)
-    posted = _post(ledger, reversal, reason or reversal.reason, force=force)
+    posted = _post(uow, reversal, reason or reversal.reason, force=force)
     row = conn.execute(
         f"""
         UPDATE reversals

@@ -2,9 +2,11 @@
 so far: they hold no INSERT / UPDATE / DELETE of their own (the SQL lives in the repository
 and domain modules) and open no transaction except a `ledger.uow.UnitOfWork`.
 
-Scope: the `activities` package and the API modules listed in CONVERTED. The remaining API
-routes, relay consumers, risk, portal and TOTP writers are not converted yet (README, "Where
-money moves"); add each one here as it moves onto the unit of work.
+Scope: the `activities` package, api/views.py and the API routes (api/routes/) but the two in
+NOT_YET. It reads the modules' text: a domain function a route calls that opens its own
+transaction (relay.dead_letters, for one) is not seen here. The relay, risk's consumer, the
+portal's sessions, login, idempotency and the seed are not converted yet (README, "Where money
+moves"); add each one here as it moves onto the unit of work.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Not yet: customers.py (signup) and ops_staff.py (staff accounts) still INSERT themselves.
+NOT_YET = {"customers.py", "ops_staff.py"}
 CONVERTED = sorted(
     [
         *(ROOT / "activities").glob("*.py"),
         ROOT / "api" / "views.py",
-        ROOT / "api" / "routes" / "ops_reconciliation.py",
-        ROOT / "api" / "routes" / "ops_reversals.py",
+        *(p for p in (ROOT / "api" / "routes").glob("*.py") if p.name not in NOT_YET),
     ]
 )
 # A write statement in SQL text (any case, across a line break).

@@ -21,7 +21,7 @@ from ledger import transfers as transfers_mod
 from ledger.accounts import Account, AccountStatus
 from ledger.db import translated
 from ledger.fx import FxQuote
-from ledger.holds import Hold, HoldState
+from ledger.holds import Hold
 from ledger.money import Money
 from ledger.outbox import OutboxEvent, StoredEvent
 from ledger.postings import PostedLeg, Posting, PostingResult
@@ -138,19 +138,6 @@ class HoldRepository(_Repository):
         """Raises: HoldNotFound."""
         with translated():
             return holds_mod.get_hold(self._uow.conn, hold_id)
-
-    def place(self, *, hold_id: UUID, account_id: UUID, amount: Money, expires_at: datetime | None) -> Hold:
-        """ledger_place_hold. Raises: AccountNotFound, CurrencyMismatch, AccountFrozen,
-        AccountClosed, InsufficientFunds."""
-        with translated(), self._uow.savepoint() as conn:
-            return holds_mod.place_hold(
-                conn, hold_id=hold_id, account_id=account_id, amount=amount, expires_at=expires_at
-            )
-
-    def release(self, hold_id: UUID, state: HoldState) -> Hold:
-        """ledger_release_hold. Raises: HoldNotFound, HoldNotPending."""
-        with translated(), self._uow.savepoint() as conn:
-            return holds_mod.release_hold(conn, hold_id, state)
 
 
 class PostingRepository(_Repository):

@@ -28,9 +28,9 @@ from ledger.accounts import Account, AccountKind, AccountStatus
 from ledger.balances import Balance, Page, ProjectionMismatch, StatementEntry, TrialBalanceLine
 from ledger.db import Conn, connection, retryable_statement, transaction
 from ledger.db import translated as _translated
-from ledger.errors import AccountNotFound, CurrencyMismatch, HoldNotPending, InvalidAmount
+from ledger.errors import AccountNotFound, CurrencyMismatch, InvalidAmount
 from ledger.fx import FxQuote
-from ledger.holds import Hold, HoldState
+from ledger.holds import Hold
 from ledger.ids import house_account_id, uuid7
 from ledger.legs import Leg
 from ledger.money import Money
@@ -241,77 +241,13 @@ class Ledger:
             return postings_mod.post(conn, posting, transaction_id or uuid7())
 
     # -- holds ---------------------------------------------------------------------------
-
-    def place_hold(self, hold_id: UUID, account_id: UUID, amount: Money, *, ttl_s: float | None = None) -> Hold:
-        """Reserve `amount` (available drops). Idempotent by hold id.
-
-        Raises:
-            InvalidAmount, AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed,
-            InsufficientFunds.
-        """
-        if amount.amount_minor <= 0:
-            raise InvalidAmount("a hold must be positive")
-        expires_at = self._clock() + timedelta(seconds=ttl_s) if ttl_s is not None else None
-        with self._autocommit() as conn:
-            return holds_mod.place_hold(
-                conn, hold_id=hold_id, account_id=account_id, amount=amount, expires_at=expires_at
-            )
+    # A hold exists only as a transfer's (create_transfer_with_hold places it, void_transfer_hold
+    # and post_transfer end it): the ledger offers no holds of their own.
 
     def get_hold(self, hold_id: UUID) -> Hold:
         """Raises: HoldNotFound."""
         with self._autocommit() as conn:
             return holds_mod.get_hold(conn, hold_id)
-
-    def void_hold(self, hold_id: UUID) -> Hold:
-        """pending -> voided; a second void returns the same hold.
-
-        Raises: HoldNotFound; HoldNotPending (posted or expired).
-        """
-        return self._release(hold_id, HoldState.VOIDED)
-
-    def expire_hold(self, hold_id: UUID) -> Hold:
-        """pending -> expired; a second expire returns the same hold.
-
-        Raises: HoldNotFound; HoldNotPending (posted or voided).
-        """
-        return self._release(hold_id, HoldState.EXPIRED)
-
-    def _release(self, hold_id: UUID, state: HoldState) -> Hold:
-        try:
-            with self._autocommit() as conn:
-                return holds_mod.release_hold(conn, hold_id, state)
-        except HoldNotPending as exc:
-            raise HoldNotPending(hold_id, exc.state) from exc
-
-    def post_hold(
-        self, hold_id: UUID, posting_id: UUID, destination_account_id: UUID, *, description: str | None = None
-    ) -> PostingResult:
-        """pending -> posted: the held amount moves to `destination_account_id` (same
-        currency), keyed on `posting_id` (a replay returns the first result).
-
-        Raises:
-            HoldNotFound; HoldNotPending (voided, expired, or past its deadline);
-            AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed; DuplicatePosting.
-        """
-        try:
-            with self._autocommit() as conn:
-                hold = holds_mod.get_hold(conn, hold_id)
-                amount = Money(hold.amount_minor, hold.currency)
-                posting = Posting(
-                    idempotency_key=posting_id,
-                    kind=TransactionKind.HOLD_POSTING,
-                    legs=(Leg.debit(hold.account_id, amount), Leg.credit(destination_account_id, amount)),
-                    description=description,
-                    hold_id=hold_id,
-                )
-                return postings_mod.post(conn, posting, uuid7())
-        except HoldNotPending as exc:
-            raise HoldNotPending(hold_id, exc.state) from exc
-
-    def expire_due_holds(self, *, now: datetime | None = None, limit: int = 500) -> int:
-        """Expire pending holds past their deadline (the sweeper); returns how many."""
-        with self._autocommit() as conn:
-            return holds_mod.expire_due_holds(conn, now or self._clock(), limit)
 
     # -- transfers -----------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 The ledger talks to PostgreSQL through psycopg connections borrowed from the SQLAlchemy
 engine's pool. Calls to the posting functions run in autocommit mode: the function call is
 the whole transaction, so a posting is a single round trip (no BEGIN, no COMMIT) and a
-connection that dies mid-call leaves nothing behind. Multi-statement work uses
-`transaction()`, a unit of work that rolls back unless its block completes.
+connection that dies mid-call leaves nothing behind. Multi-statement work outside the
+ledger goes through a unit of work (ledger.uow.UnitOfWork: rolls back unless committed);
+`transaction()` is the ledger's own multi-statement block.
 """
 
 from __future__ import annotations

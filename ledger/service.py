@@ -5,7 +5,9 @@ raises only the domain errors listed in its docstring (ledger.errors) or, for
 infrastructure failures, psycopg.OperationalError (retry it: every method is idempotent or
 read-only, except where noted).
 
-Thread-safe: connections come from the engine's pool, one per call.
+Thread-safe: connections come from the engine's pool, one per call. `Ledger.joining(uow)`
+is the same ledger inside a caller's unit of work (ledger.uow): one connection, the caller
+commits.
 """
 
 from __future__ import annotations

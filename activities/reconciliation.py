@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.client import WorkflowExecutionStatus as WfStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.db import transaction
+from ledger.uow import UnitOfWork
 from recon import checks, runs
 from recon.io import BeginRunInput, CheckInput, CheckResult, FinishRunInput, ReconciliationPolicy, RunSummary
 
@@ -47,13 +47,15 @@ class ReconciliationActivities:
 
     @activity.defn(name="recon_begin_run")
     def begin_run(self, data: BeginRunInput) -> None:
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             runs.begin_run(
                 conn,
                 UUID(data.run_id),
                 trigger=data.trigger,
                 requested_by=UUID(data.requested_by) if data.requested_by else None,
             )
+            uow.commit()
 
     def _check(self, fn: Callable[..., CheckResult], policy: ReconciliationPolicy) -> CheckResult:
         with checks.snapshot(self._engine) as conn:
@@ -143,6 +145,8 @@ class ReconciliationActivities:
 
     @activity.defn(name="recon_finish_run")
     def finish_run(self, data: FinishRunInput) -> RunSummary:
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             status, alert = runs.finish_run(conn, UUID(data.run_id), list(data.checks))
+            uow.commit()
         return RunSummary(data.run_id, status, [c.name for c in data.checks if not c.ok], alert)

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 from temporalio import activity
 
-from ledger.db import transaction
+from ledger.uow import UnitOfWork
 from recon import retention_runs
 from recon.retention import cutoff_for, sweep_batch, target_named, targets
 from recon.retention_io import (
@@ -33,7 +33,8 @@ class RetentionActivities:
     @activity.defn(name="retention_start")
     def start(self, request: StartSweepInput) -> StartSweepResult:
         """Fix each target's cutoff from the database's clock and record the run."""
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             row = conn.execute("SELECT now()").fetchone()
             assert row is not None
             now: datetime = row[0]
@@ -41,6 +42,7 @@ class RetentionActivities:
             retention_runs.start(conn, UUID(request.run_id), request.workflow_id, {c.name: c.cutoff for c in cutoffs})
             # A retried start keeps the first record's cutoffs.
             stored = conn.execute("SELECT cutoffs FROM retention_runs WHERE id = %s", (request.run_id,)).fetchone()
+            uow.commit()
         assert stored is not None
         # In the targets' order (a jsonb object keeps no order): the order is part of the plan.
         return StartSweepResult([TargetCutoff(c.name, stored[0].get(c.name, c.cutoff)) for c in cutoffs])
@@ -49,12 +51,16 @@ class RetentionActivities:
     def sweep_batch(self, request: SweepBatchInput) -> SweepBatchResult:
         """Remove one batch of one target and count it in the run record, in one transaction."""
         target = target_named(request.policy, request.target)
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             removed = sweep_batch(conn, target, datetime.fromisoformat(request.cutoff))
             retention_runs.add_removed(conn, UUID(request.run_id), target.name, removed)
+            uow.commit()
         return SweepBatchResult(removed=removed, batch=target.batch)
 
     @activity.defn(name="retention_finish")
     def finish(self, request: FinishSweepInput) -> None:
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             retention_runs.finish(conn, UUID(request.run_id), request.status, request.error)
+            uow.commit()

@@ -11,8 +11,8 @@ from temporalio import activity
 from activities.standing_order_io import BeginRunInput, BeginRunResult
 from activities.transfer_io import TransferRequest
 from ledger import standing_orders
-from ledger.db import transaction
 from ledger.payees import ScaExemption
+from ledger.uow import UnitOfWork
 
 
 class StandingOrderActivities:
@@ -25,10 +25,12 @@ class StandingOrderActivities:
         the transfer to start; nothing when the order is not active or the date is not a run date.
         Idempotent: a retry, a replay or another action for the same date gets the same transfer id.
         """
-        with transaction(self._engine) as conn:
+        with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             plan, reason = standing_orders.begin_run(
                 conn, UUID(request.standing_order_id), date.fromisoformat(request.scheduled_for)
             )
+            uow.commit()
         if plan is None:
             return BeginRunResult(request=None, reason=reason)
         order = plan.order

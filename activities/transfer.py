@@ -36,13 +36,14 @@ from activities.transfer_io import (
 from fx.quotes import firm_quote
 from fx.rates import RateProvider, UnsupportedPair
 from ledger import account_numbers, payees, standing_orders
-from ledger.db import Conn, transaction
+from ledger.db import Conn
 from ledger.errors import LedgerError
 from ledger.fx import FxQuote
 from ledger.money import Money
 from ledger.payees import ScaExemption
 from ledger.service import Ledger
-from ledger.transfers import Transfer, TransferStatus, transition_transfer
+from ledger.transfers import Transfer, TransferStatus
+from ledger.uow import UnitOfWork
 from otp import store as otp_store
 from otp.codes import Binding
 from otp.delivery import CODE_SLOT, OtpMessage, SealsText, request_otp_message
@@ -152,17 +153,19 @@ class TransferActivities:
             if r.standing_order_id:
                 # A run refused before its hold (insufficient_funds, a frozen account) has no
                 # transfer row: the run keeps the reason and the customer is told.
-                with transaction(self._ledger.engine) as conn:
+                with UnitOfWork(self._ledger.engine) as uow:
                     standing_orders.record_run_failure(
-                        conn,
+                        uow.conn,
                         order_id=UUID(r.standing_order_id),
                         scheduled_for=date.fromisoformat(r.scheduled_for),
                         reason=err.type or "refused",
                     )
+                    uow.commit()
             raise
         now = self._clock()
         exemption = ""
-        with transaction(self._ledger.engine) as conn:
+        with UnitOfWork(self._ledger.engine) as uow:
+            conn = uow.conn
             exemption = self._grant_exemption(conn, r, transfer)
             issued = None
             if not exemption:
@@ -188,6 +191,7 @@ class TransferActivities:
                         transfer_id=transfer_id,
                     )
                     request_otp_message(conn, self._sealer, message, issued.code, business_id=transfer_id)
+            uow.commit()
         threshold = self._policy.review_threshold_minor.get(transfer.currency)
         return InitiateResult(
             source_currency=transfer.source_currency,
@@ -203,9 +207,9 @@ class TransferActivities:
         """A standing-order run must match an active order (raises standing_order_not_active)."""
         if r.sca_exemption != ScaExemption.RECURRING:
             return
-        with transaction(self._ledger.engine) as conn:
+        with UnitOfWork(self._ledger.engine) as uow:
             standing_orders.check_run_request(
-                conn,
+                uow.conn,
                 order_id=UUID(r.standing_order_id),
                 customer_id=UUID(r.customer_id),
                 source_account_id=UUID(r.source_account_id),
@@ -213,6 +217,7 @@ class TransferActivities:
                 amount_minor=r.amount_minor,
                 currency=r.currency,
             )
+            uow.commit()
 
     def _grant_exemption(self, conn: Conn, r: TransferRequest, transfer: Transfer) -> str:
         """The exemption this transfer gets, recorded with it; "" when it needs an OTP.
@@ -254,9 +259,9 @@ class TransferActivities:
         """Check one submitted code (constant-time, single use, attempts counted once)."""
         with business_errors():
             transfer = self._ledger.get_transfer(UUID(request.transfer_id))
-        with transaction(self._ledger.engine) as conn:
+        with UnitOfWork(self._ledger.engine) as uow:
             result = otp_store.check(
-                conn,
+                uow.conn,
                 key=self._policy.otp_key,
                 binding=binding_of(transfer),
                 submission_id=request.submission_id,
@@ -267,7 +272,8 @@ class TransferActivities:
                 # Approval and the status change commit together: a crash between them
                 # cannot leave an approved transfer looking as if it still waits for a code.
                 with business_errors():
-                    transition_transfer(conn, transfer.id, TransferStatus(request.next_status), None)
+                    uow.transfers.transition(transfer.id, TransferStatus(request.next_status))
+            uow.commit()
         return VerifyOtpResult(outcome=result.outcome, attempts_left=result.attempts_left)
 
     @activity.defn(name="set_transfer_status")
@@ -319,10 +325,11 @@ class TransferActivities:
         """Record the verdict the workflow acts on (and move to in_review with it, in one
         transaction). Idempotent: the first decision stays."""
         transfer_id = UUID(request.transfer_id)
-        with business_errors(), transaction(self._ledger.engine) as conn:
-            risk_assess.record_decision(conn, transfer_id, request.verdict, list(request.reasons))
+        with business_errors(), UnitOfWork(self._ledger.engine) as uow:
+            risk_assess.record_decision(uow.conn, transfer_id, request.verdict, list(request.reasons))
             if request.to_status is not None:
-                transition_transfer(conn, transfer_id, TransferStatus(request.to_status), None)
+                uow.transfers.transition(transfer_id, TransferStatus(request.to_status))
+            uow.commit()
 
     @activity.defn(name="close_transfer")
     def close_transfer(self, request: CloseInput) -> None:

@@ -45,11 +45,6 @@ def decode(cursor: str | None, arity: int) -> list[Any] | None:
     return values
 
 
-def page_cursor(rows: list[Any], limit: int, *key: Any) -> str | None:
-    """The next cursor if the query (which fetched limit + 1 rows) found more."""
-    return encode(*key) if len(rows) > limit else None
-
-
 def decode_as(cursor: str | None, *parsers: Any) -> list[Any] | None:
     """Like `decode`, each value passed through its parser (uuid.UUID, datetime.fromisoformat, int).
 

@@ -94,8 +94,3 @@ def revoke_token(conn: Connection, token: str) -> bool:
         {"h": _token_hash(token)},
     )
     return bool(result.rowcount)
-
-
-def purge_expired_tokens(conn: Connection) -> int:
-    result = conn.execute(text("DELETE FROM auth_tokens WHERE expires_at < now() - interval '1 day'"))
-    return int(result.rowcount)

@@ -1,4 +1,5 @@
-"""Ledger records -> response schemas (and the few reads the views need besides the ledger)."""
+"""Ledger records -> response schemas (and the few reads the views need besides the ledger,
+in the application's one query style, on one connection per response)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api import schemas
@@ -16,7 +16,8 @@ from api.problems import Problem
 from ledger import payees
 from ledger.accounts import Account
 from ledger.balances import Balance, StatementEntry
-from ledger.db import connection
+from ledger.db import Conn, connection
+from ledger.postings import transaction_legs
 from ledger.service import Ledger
 from ledger.transfers import Transfer, TransferStatus
 from risk import assess as risk_assess
@@ -69,46 +70,42 @@ def entry(e: StatementEntry) -> schemas.Entry:
     )
 
 
-def otp_challenges(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, schemas.Otp]:
+def otp_challenges(conn: Conn, transfer_ids: Iterable[UUID]) -> dict[UUID, schemas.Otp]:
     """OTP expiry and attempts left of transfers still waiting for their code (read-only view
     of the OTP store), so that listing transfers does not query one workflow per item."""
-    ids = [str(t) for t in transfer_ids]
+    ids = list(transfer_ids)
     if not ids:
         return {}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT transfer_id, expires_at, attempts_left FROM otp_challenges "
-                "WHERE transfer_id = ANY(CAST(:ids AS uuid[])) AND state = 'pending'"
-            ),
-            {"ids": ids},
-        ).all()
-    return {UUID(str(r.transfer_id)): schemas.Otp(expires_at=r.expires_at, attempts_left=r.attempts_left) for r in rows}
+    rows = conn.execute(
+        "SELECT transfer_id, expires_at, attempts_left FROM otp_challenges "
+        "WHERE transfer_id = ANY(%s) AND state = 'pending'",
+        (ids,),
+    ).fetchall()
+    return {r[0]: schemas.Otp(expires_at=r[1], attempts_left=r[2]) for r in rows}
 
 
-def risks(engine: Engine, transfer_ids: list[UUID]) -> dict[UUID, schemas.Risk]:
+def risks_of(conn: Conn, transfer_ids: list[UUID]) -> dict[UUID, schemas.Risk]:
     """Each transfer's `risk` (risk.assess.risk_of), one query for a page."""
     if not transfer_ids:
         return {}
-    with connection(engine) as conn:
-        found = risk_assess.risk_of(conn, transfer_ids)
+    found = risk_assess.risk_of(conn, transfer_ids)
     return {
         tid: schemas.Risk(verdict=r.verdict, reasons=r.reasons, assessed_at=r.assessed_at)  # type: ignore[arg-type]
         for tid, r in found.items()
     }
 
 
-def exemptions(engine: Engine, transfer_ids: Iterable[UUID]) -> dict[UUID, payees.TransferSca]:
+def risks(engine: Engine, transfer_ids: list[UUID]) -> dict[UUID, schemas.Risk]:
+    """risks_of on a connection of its own."""
     with connection(engine) as conn:
-        return payees.exemptions_of(conn, transfer_ids)
+        return risks_of(conn, transfer_ids)
 
 
-def account_numbers_of(engine: Engine, items: Iterable[Transfer]) -> dict[UUID, str]:
+def account_numbers_of(conn: Conn, items: Iterable[Transfer]) -> dict[UUID, str]:
     ids = list({i for t in items for i in (t.source_account_id, t.destination_account_id)})
     if not ids:
         return {}
-    with connection(engine) as conn:
-        rows = conn.execute("SELECT id, account_number FROM accounts WHERE id = ANY(%s)", (ids,)).fetchall()
+    rows = conn.execute("SELECT id, account_number FROM accounts WHERE id = ANY(%s)", (ids,)).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
@@ -155,7 +152,7 @@ def transfer(
     )
 
 
-def transfer_legs(ledger: Ledger, t: Transfer) -> list[schemas.Leg]:
+def transfer_legs(conn: Conn, t: Transfer) -> list[schemas.Leg]:
     if t.transaction_id is None:
         return []
     return [
@@ -165,21 +162,25 @@ def transfer_legs(ledger: Ledger, t: Transfer) -> list[schemas.Leg]:
             amount_minor=leg.amount_minor,
             currency=leg.currency,
         )
-        for leg in ledger.transfer_legs(t.id)
+        for leg in transaction_legs(conn, t.transaction_id)
     ]
 
 
 def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[schemas.Transfer]:
+    """A page of transfers with what the views add to each (OTP, risk, SCA exemption, account
+    numbers, legs), read on ONE connection, a few queries per page."""
     pending = [t.id for t in items if t.status is TransferStatus.PENDING_OTP]
-    otps = otp_challenges(engine, pending)
-    risk = risks(engine, [t.id for t in items])
-    scas = exemptions(engine, [t.id for t in items])
-    numbers = account_numbers_of(engine, items)
+    with connection(engine) as conn:
+        otps = otp_challenges(conn, pending)
+        risk = risks_of(conn, [t.id for t in items])
+        scas = payees.exemptions_of(conn, [t.id for t in items])
+        numbers = account_numbers_of(conn, items)
+        legs = {t.id: transfer_legs(conn, t) for t in items}
     return [
         transfer(
             t,
             otp=otps.get(t.id),
-            legs=transfer_legs(ledger, t),
+            legs=legs[t.id],
             sca=scas.get(t.id),
             numbers=numbers,
             risk=risk.get(t.id),
@@ -189,16 +190,17 @@ def transfers(ledger: Ledger, engine: Engine, items: list[Transfer]) -> list[sch
 
 
 def one_transfer(ledger: Ledger, engine: Engine, t: Transfer, otp: schemas.Otp | None = None) -> schemas.Transfer:
-    if otp is None and t.status is TransferStatus.PENDING_OTP:
-        otp = otp_challenges(engine, [t.id]).get(t.id)
-    return transfer(
-        t,
-        otp=otp,
-        legs=transfer_legs(ledger, t),
-        sca=exemptions(engine, [t.id]).get(t.id),
-        numbers=account_numbers_of(engine, [t]),
-        risk=risks(engine, [t.id]).get(t.id),
-    )
+    with connection(engine) as conn:
+        if otp is None and t.status is TransferStatus.PENDING_OTP:
+            otp = otp_challenges(conn, [t.id]).get(t.id)
+        return transfer(
+            t,
+            otp=otp,
+            legs=transfer_legs(conn, t),
+            sca=payees.exemptions_of(conn, [t.id]).get(t.id),
+            numbers=account_numbers_of(conn, [t]),
+            risk=risks_of(conn, [t.id]).get(t.id),
+        )
 
 
 def utc(at: datetime | None) -> datetime | None:

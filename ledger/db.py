@@ -3,15 +3,17 @@
 The ledger talks to PostgreSQL through psycopg connections borrowed from the SQLAlchemy
 engine's pool. Calls to the posting functions run in autocommit mode: the function call is
 the whole transaction, so a posting is a single round trip (no BEGIN, no COMMIT) and a
-connection that dies mid-call leaves nothing behind. Multi-statement work uses
-`transaction()`, a unit of work that rolls back unless its block completes.
+connection that dies mid-call leaves nothing behind. Multi-statement work outside the
+ledger goes through a unit of work (ledger.uow.UnitOfWork: rolls back unless committed);
+`transaction()` is the ledger's own multi-statement block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, LiteralString, cast
 from uuid import UUID
 
 import psycopg
@@ -102,6 +104,43 @@ def transaction(engine: Engine) -> Iterator[Conn]:
         yield conn
 
 
+def retryable_statement(conn: Conn) -> contextlib.AbstractContextManager[Any]:
+    """Wrap a statement whose error the caller catches and retries after: in autocommit mode a
+    failed statement leaves nothing behind; inside a transaction (a unit of work) it would
+    abort the whole transaction, so there it gets a savepoint. The caller must already have
+    run a statement on `conn` (psycopg takes a block on an idle connection for the outer
+    transaction and would commit it)."""
+    return contextlib.nullcontext() if conn.autocommit else conn.transaction()
+
+
+def call_function(
+    conn: Conn,
+    function: LiteralString,
+    returning: LiteralString,
+    casts: Mapping[str, LiteralString] | None = None,
+    /,
+    **arguments: object,
+) -> Any:
+    """`SELECT <returning> FROM <function>(p_a => %(p_a)s, ...)`: a SQL function called with
+    NAMED arguments (names as in its definition), so a call site says what each value is
+    and a parameter added with a default breaks nobody. `casts` types the values that need
+    it (the legs' array literals: `{"p_amounts": "bigint[]"}`). Returns the cursor."""
+    parts: list[str] = []
+    params: dict[str, object] = {}
+    for name, value in arguments.items():
+        cast_to = (casts or {}).get(name)
+        suffix = f"::{cast_to}" if cast_to else ""
+        if value is None:
+            # NULL in the text, not a parameter: nothing to adapt or send (the same-currency
+            # posting passes 10 of its 14 arguments as NULL, on the hot path).
+            parts.append(f"{name} => NULL{suffix}")
+        else:
+            parts.append(f"{name} => %({name})s{suffix}")
+            params[name] = value
+    query = f"SELECT {returning} FROM {function}({', '.join(parts)})"
+    return conn.execute(query, params)  # built from LiteralStrings only
+
+
 # SQLSTATEs raised by the schema's functions and triggers (see the migration's docstring).
 _INSUFFICIENT, _FROZEN, _CLOSED, _NOT_FOUND, _CURRENCY = "LF001", "LF002", "LF003", "LF004", "LF005"
 _UNBALANCED, _HOLD_NOT_PENDING, _HOLD_NOT_FOUND = "LF006", "LF007", "LF008"
@@ -152,6 +191,16 @@ def translate_error(exc: psycopg.Error) -> LedgerError | None:
     if isinstance(exc, pg_errors.IntegrityError) or code == APPEND_ONLY:
         return LedgerIntegrityError(message)
     return None
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Database errors that stand for domain errors come out as those (chained)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise_translated(exc)
+        raise
 
 
 def raise_translated(exc: psycopg.Error) -> None:

@@ -5,6 +5,9 @@ turns it into legs (see ledger.postings / ledger.transfers), voiding or expiring
 amount back. The state machine is the database's: a CHECK keeps one state, a trigger
 refuses any change to a hold that left `pending`, and every transition is a conditional
 UPDATE ... WHERE state = 'pending'.
+
+A hold is always a transfer's: placed by ledger_create_transfer, ended by ledger_void_transfer
+or ledger_post_transfer (ledger.transfers). This module reads them.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from ledger.db import Conn
-from ledger.errors import HoldNotFound, HoldNotPending
-from ledger.money import Money
+from ledger.errors import HoldNotFound
 
 
 class HoldState(StrEnum):
@@ -68,49 +70,3 @@ def get_hold(conn: Conn, hold_id: UUID) -> Hold:
     if row is None:
         raise HoldNotFound(hold_id)
     return from_row(row)
-
-
-def place_hold(
-    conn: Conn,
-    *,
-    hold_id: UUID,
-    account_id: UUID,
-    amount: Money,
-    expires_at: datetime | None = None,
-    transfer_id: UUID | None = None,
-) -> Hold:
-    """Reserve `amount` on the account (one statement; idempotent by hold id).
-
-    Raises (from the database, translated by the caller):
-        AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed, InsufficientFunds.
-    """
-    row = conn.execute(
-        f"SELECT {COLUMNS} FROM ledger_place_hold(%s, %s, %s, %s, %s, %s)",
-        (hold_id, account_id, amount.currency, amount.amount_minor, expires_at, transfer_id),
-    ).fetchone()
-    assert row is not None
-    return from_row(row)
-
-
-def release_hold(conn: Conn, hold_id: UUID, state: HoldState) -> Hold:
-    """Void or expire a pending hold, giving its amount back. Idempotent: releasing it again
-    into the same state returns it unchanged.
-
-    Raises:
-        HoldNotFound: no such hold.
-        HoldNotPending: the hold is in another final state (posted, or the other of
-            voided/expired).
-    """
-    row = conn.execute(f"SELECT {COLUMNS} FROM ledger_release_hold(%s, %s)", (hold_id, state.value)).fetchone()
-    if row is None:
-        raise HoldNotFound(hold_id)
-    hold = from_row(row)
-    if hold.state is not state:  # the function raises first; this keeps the promise explicit
-        raise HoldNotPending(hold_id, hold.state.value)
-    return hold
-
-
-def expire_due_holds(conn: Conn, now: datetime, limit: int) -> int:
-    """Expire up to `limit` pending holds whose deadline passed; returns how many."""
-    row = conn.execute("SELECT ledger_expire_due_holds(%s, %s)", (now, limit)).fetchone()
-    return int(row[0]) if row else 0

@@ -5,7 +5,9 @@ raises only the domain errors listed in its docstring (ledger.errors) or, for
 infrastructure failures, psycopg.OperationalError (retry it: every method is idempotent or
 read-only, except where noted).
 
-Thread-safe: connections come from the engine's pool, one per call.
+Thread-safe: connections come from the engine's pool, one per call. `Ledger.joining(uow)`
+is the same ledger inside a caller's unit of work (ledger.uow): one connection, the caller
+commits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import psycopg
 from sqlalchemy import Engine
 
 from ledger import accounts as accounts_mod
@@ -27,16 +28,18 @@ from ledger import postings as postings_mod
 from ledger import transfers as transfers_mod
 from ledger.accounts import Account, AccountKind, AccountStatus
 from ledger.balances import Balance, Page, ProjectionMismatch, StatementEntry, TrialBalanceLine
-from ledger.db import Conn, connection, raise_translated, transaction
-from ledger.errors import AccountNotFound, CurrencyMismatch, HoldNotPending, InvalidAmount
+from ledger.db import Conn, connection, retryable_statement, transaction
+from ledger.db import translated as _translated
+from ledger.errors import AccountNotFound, CurrencyMismatch, InvalidAmount
 from ledger.fx import FxQuote
-from ledger.holds import Hold, HoldState
+from ledger.holds import Hold
 from ledger.ids import house_account_id, uuid7
 from ledger.legs import Leg
 from ledger.money import Money
 from ledger.outbox import StoredEvent, make_event
 from ledger.postings import PostedLeg, Posting, PostingResult, TransactionKind
 from ledger.transfers import Transfer, TransferPosting, TransferStatus
+from ledger.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +53,40 @@ class Deposit:
     replayed: bool
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Database errors that stand for domain errors come out as those (chained)."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise_translated(exc)
-        raise
-
-
 class Ledger:
     """The ledger over one SQLAlchemy Engine (see ledger.db.make_engine)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], datetime] | None = None, uow: UnitOfWork | None = None
+    ) -> None:
         self.engine = engine
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._uow = uow
+
+    def joining(self, uow: UnitOfWork) -> Ledger:
+        """This ledger working inside the caller's unit of work: its methods then write in
+        `uow`'s transaction (commit is the caller's), each in a savepoint, so a method that
+        raises leaves the unit as it was before the call (as a failed call leaves the
+        database on its own)."""
+        return Ledger(uow.engine, clock=self._clock, uow=uow)
 
     @contextmanager
     def _autocommit(self) -> Iterator[Conn]:
+        """One call: autocommit (one round trip, the hot path), or a savepoint of the joined unit."""
+        if self._uow is not None:
+            with _translated(), self._uow.savepoint() as joined:
+                yield joined
+            return
         with _translated(), connection(self.engine, autocommit=True) as conn:
             yield conn
 
     @contextmanager
     def _transaction(self) -> Iterator[Conn]:
+        """A multi-statement call: its own transaction, or a savepoint of the joined unit."""
+        if self._uow is not None:
+            with _translated(), self._uow.savepoint() as joined:
+                yield joined
+            return
         with _translated(), transaction(self.engine) as conn:
             yield conn
 
@@ -207,7 +220,7 @@ class Ledger:
     ) -> PostingResult:
         """Post; if a house account of these currencies is missing, create them and retry once."""
         try:
-            with _translated():
+            with _translated(), retryable_statement(conn):
                 return postings_mod.post(conn, posting, transaction_id)
         except AccountNotFound as exc:
             house_ids = {str(house_account_id(k, c)) for k in accounts_mod.HOUSE_KINDS for c in currencies}
@@ -230,77 +243,13 @@ class Ledger:
             return postings_mod.post(conn, posting, transaction_id or uuid7())
 
     # -- holds ---------------------------------------------------------------------------
-
-    def place_hold(self, hold_id: UUID, account_id: UUID, amount: Money, *, ttl_s: float | None = None) -> Hold:
-        """Reserve `amount` (available drops). Idempotent by hold id.
-
-        Raises:
-            InvalidAmount, AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed,
-            InsufficientFunds.
-        """
-        if amount.amount_minor <= 0:
-            raise InvalidAmount("a hold must be positive")
-        expires_at = self._clock() + timedelta(seconds=ttl_s) if ttl_s is not None else None
-        with self._autocommit() as conn:
-            return holds_mod.place_hold(
-                conn, hold_id=hold_id, account_id=account_id, amount=amount, expires_at=expires_at
-            )
+    # A hold exists only as a transfer's (create_transfer_with_hold places it, void_transfer_hold
+    # and post_transfer end it): the ledger offers no holds of their own.
 
     def get_hold(self, hold_id: UUID) -> Hold:
         """Raises: HoldNotFound."""
         with self._autocommit() as conn:
             return holds_mod.get_hold(conn, hold_id)
-
-    def void_hold(self, hold_id: UUID) -> Hold:
-        """pending -> voided; a second void returns the same hold.
-
-        Raises: HoldNotFound; HoldNotPending (posted or expired).
-        """
-        return self._release(hold_id, HoldState.VOIDED)
-
-    def expire_hold(self, hold_id: UUID) -> Hold:
-        """pending -> expired; a second expire returns the same hold.
-
-        Raises: HoldNotFound; HoldNotPending (posted or voided).
-        """
-        return self._release(hold_id, HoldState.EXPIRED)
-
-    def _release(self, hold_id: UUID, state: HoldState) -> Hold:
-        try:
-            with self._autocommit() as conn:
-                return holds_mod.release_hold(conn, hold_id, state)
-        except HoldNotPending as exc:
-            raise HoldNotPending(hold_id, exc.state) from exc
-
-    def post_hold(
-        self, hold_id: UUID, posting_id: UUID, destination_account_id: UUID, *, description: str | None = None
-    ) -> PostingResult:
-        """pending -> posted: the held amount moves to `destination_account_id` (same
-        currency), keyed on `posting_id` (a replay returns the first result).
-
-        Raises:
-            HoldNotFound; HoldNotPending (voided, expired, or past its deadline);
-            AccountNotFound, CurrencyMismatch, AccountFrozen, AccountClosed; DuplicatePosting.
-        """
-        try:
-            with self._autocommit() as conn:
-                hold = holds_mod.get_hold(conn, hold_id)
-                amount = Money(hold.amount_minor, hold.currency)
-                posting = Posting(
-                    idempotency_key=posting_id,
-                    kind=TransactionKind.HOLD_POSTING,
-                    legs=(Leg.debit(hold.account_id, amount), Leg.credit(destination_account_id, amount)),
-                    description=description,
-                    hold_id=hold_id,
-                )
-                return postings_mod.post(conn, posting, uuid7())
-        except HoldNotPending as exc:
-            raise HoldNotPending(hold_id, exc.state) from exc
-
-    def expire_due_holds(self, *, now: datetime | None = None, limit: int = 500) -> int:
-        """Expire pending holds past their deadline (the sweeper); returns how many."""
-        with self._autocommit() as conn:
-            return holds_mod.expire_due_holds(conn, now or self._clock(), limit)
 
     # -- transfers -----------------------------------------------------------------------
 
@@ -411,7 +360,7 @@ class Ledger:
         """
         with self._autocommit() as conn:
             try:
-                with _translated():
+                with _translated(), retryable_statement(conn):
                     return transfers_mod.post_transfer(conn, transfer_id, fx)
             except AccountNotFound as exc:
                 transfer = transfers_mod.get_transfer(conn, transfer_id)

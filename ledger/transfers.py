@@ -32,13 +32,14 @@ from ledger.accounts import COLUMNS as ACCOUNT_COLUMNS
 from ledger.accounts import AccountKind, check_active
 from ledger.accounts import from_row as account_from_row
 from ledger.balances import Page
-from ledger.db import TRANSFER_CONFLICT, Conn
+from ledger.db import TRANSFER_CONFLICT, Conn, call_function, retryable_statement, translate_error
 from ledger.errors import (
     AccountNotFound,
     CurrencyMismatch,
     DuplicatePosting,
     FxQuoteRequired,
     IllegalTransition,
+    InsufficientFunds,
     InvalidCursor,
     SameAccount,
     TransferNotFound,
@@ -248,27 +249,29 @@ def create_transfer(
             contextlib.nullcontext() if conn.autocommit else conn.transaction()
         )
         with savepoint:
-            row = conn.execute(
-                f"SELECT {COLUMNS} FROM ledger_create_transfer("
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    transfer_id,
-                    customer_id,
-                    source.id,
-                    destination.id,
-                    amount.amount_minor,
-                    amount.currency,
-                    source.currency,
-                    destination.currency,
-                    source_amount,
-                    destination_amount_or_none,
-                    *fx_fields,
-                    description,
-                    hold_id,
-                    hold_expires_at,
-                    workflow_id,
-                    event_id(transfer_id, "transfer.initiated"),
-                ),
+            row = call_function(
+                conn,
+                "ledger_create_transfer",
+                COLUMNS,
+                p_transfer_id=transfer_id,
+                p_customer_id=customer_id,
+                p_source_account_id=source.id,
+                p_destination_account_id=destination.id,
+                p_amount_minor=amount.amount_minor,
+                p_currency=amount.currency,
+                p_source_currency=source.currency,
+                p_destination_currency=destination.currency,
+                p_source_amount_minor=source_amount,
+                p_destination_amount_minor=destination_amount_or_none,
+                p_fx_quote_id=fx_fields[0],
+                p_fx_rate=fx_fields[1],
+                p_fx_spread_bps=fx_fields[2],
+                p_fx_spread_minor=fx_fields[3],
+                p_description=description,
+                p_hold_id=hold_id,
+                p_hold_expires_at=hold_expires_at,
+                p_workflow_id=workflow_id,
+                p_event_id=event_id(transfer_id, "transfer.initiated"),
             ).fetchone()
     except pg_errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "transfers_pkey":
@@ -353,15 +356,15 @@ def void_transfer(conn: Conn, transfer_id: UUID, final_status: TransferStatus, r
         return current
     if final_status not in TRANSITIONS[current.status]:
         raise IllegalTransition(transfer_id, current.status.value, final_status.value)
-    row = conn.execute(
-        f"SELECT {COLUMNS} FROM ledger_void_transfer(%s, %s, %s, %s, %s)",
-        (
-            transfer_id,
-            final_status.value,
-            allowed_from(final_status),
-            reason,
-            event_id(transfer_id, f"transfer.{final_status.value}"),
-        ),
+    row = call_function(
+        conn,
+        "ledger_void_transfer",
+        COLUMNS,
+        p_transfer_id=transfer_id,
+        p_status=final_status.value,
+        p_from_statuses=allowed_from(final_status),
+        p_reason=reason,
+        p_event_id=event_id(transfer_id, f"transfer.{final_status.value}"),
     ).fetchone()
     if row is None:
         raise TransferNotFound(transfer_id)
@@ -404,6 +407,18 @@ def _translate_post_conflict(exc: psycopg.Error, transfer_id: UUID) -> None:
         raise IllegalTransition(transfer_id, status, TransferStatus.POSTED.value) from exc
 
 
+# The legs go to the SQL functions as array literals (see ledger.postings.leg_arrays).
+_LEG_ARRAY_CASTS: Final = {"p_account_ids": "uuid[]", "p_currencies": "text[]", "p_amounts": "bigint[]"}
+_FX_TERMS: Final = (
+    "p_source_amount_minor",
+    "p_destination_amount_minor",
+    "p_fx_quote_id",
+    "p_fx_rate",
+    "p_fx_spread_bps",
+    "p_fx_spread_minor",
+)
+
+
 def post_transfer(conn: Conn, transfer_id: UUID, fx: FxQuote | None, *, max_attempts: int = 5) -> TransferPosting:
     """Turn the transfer's hold into legs, set it `posted` and write `transfer.posted`, in ONE
     transaction. Idempotent by transfer id: a posted transfer returns its first transaction
@@ -428,10 +443,27 @@ def post_transfer(conn: Conn, transfer_id: UUID, fx: FxQuote | None, *, max_atte
     if fx is None:
         transaction_id = uuid7()
         try:
-            row = conn.execute(
-                f"SELECT {COLUMNS} FROM ledger_post_transfer("
-                "%s, %s, %s, 'transfer', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-                (transfer_id, transaction_id, posted_event),
+            # The same-currency form: no version, legs or FX terms (the function takes the legs
+            # from the row it locks).
+            row = call_function(
+                conn,
+                "ledger_post_transfer",
+                COLUMNS,
+                _LEG_ARRAY_CASTS,
+                p_transfer_id=transfer_id,
+                p_transaction_id=transaction_id,
+                p_event_id=posted_event,
+                p_kind=TransactionKind.TRANSFER.value,
+                p_expected_version=None,
+                p_account_ids=None,
+                p_currencies=None,
+                p_amounts=None,
+                p_source_amount_minor=None,
+                p_destination_amount_minor=None,
+                p_fx_quote_id=None,
+                p_fx_rate=None,
+                p_fx_spread_bps=None,
+                p_fx_spread_minor=None,
             ).fetchone()
         except psycopg.Error as exc:
             if exc.sqlstate == TRANSFER_CONFLICT:
@@ -453,23 +485,34 @@ def post_transfer(conn: Conn, transfer_id: UUID, fx: FxQuote | None, *, max_atte
         transaction_id = uuid7()
         if conversion is None:  # a quote given for a same-currency transfer: not needed
             arrays: tuple[str | None, str | None, str | None] = (None, None, None)
-            fx_values: tuple[object, ...] = (None,) * 6
+            fx_terms: dict[str, object] = dict.fromkeys(_FX_TERMS)
         else:
             arrays = leg_arrays(legs)
-            fx_values = (
-                conversion.source_amount_minor,
-                conversion.destination_amount_minor,
-                fx.quote_id,
-                conversion.rate,
-                conversion.spread_bps,
-                conversion.spread_minor,
-            )
+            fx_terms = {
+                "p_source_amount_minor": conversion.source_amount_minor,
+                "p_destination_amount_minor": conversion.destination_amount_minor,
+                "p_fx_quote_id": fx.quote_id,
+                "p_fx_rate": conversion.rate,
+                "p_fx_spread_bps": conversion.spread_bps,
+                "p_fx_spread_minor": conversion.spread_minor,
+            }
         try:
-            row = conn.execute(
-                f"SELECT {COLUMNS} FROM ledger_post_transfer("
-                "%s, %s, %s, %s, %s, %s::uuid[], %s::text[], %s::bigint[], %s, %s, %s, %s, %s, %s)",
-                (transfer_id, transaction_id, posted_event, kind.value, transfer.version, *arrays, *fx_values),
-            ).fetchone()
+            with retryable_statement(conn):
+                row = call_function(
+                    conn,
+                    "ledger_post_transfer",
+                    COLUMNS,
+                    _LEG_ARRAY_CASTS,
+                    p_transfer_id=transfer_id,
+                    p_transaction_id=transaction_id,
+                    p_event_id=posted_event,
+                    p_kind=kind.value,
+                    p_expected_version=transfer.version,
+                    p_account_ids=arrays[0],
+                    p_currencies=arrays[1],
+                    p_amounts=arrays[2],
+                    **fx_terms,
+                ).fetchone()
         except psycopg.Error as exc:
             if exc.sqlstate == TRANSFER_CONFLICT:
                 _translate_post_conflict(exc, transfer_id)
@@ -492,16 +535,32 @@ def _replayed_posting(conn: Conn, transfer: Transfer) -> TransferPosting:
     return TransferPosting(transfer, transfer.transaction_id, row[0], legs, True)
 
 
+# (conn, transfer, compensating legs) -> the legs to post: a reversal's say in its legs (the
+# forced reversal of recon.reversals moves a payee's shortfall to settlement). Runs on every
+# attempt, after the transfer is read; its errors propagate.
+ReversalLegs = Callable[[Conn, Transfer, list[Leg]], list[Leg]]
+
+
 def reverse_transfer(
-    conn: Conn, *, reversal_id: UUID, transfer_id: UUID, reason: str | None, max_attempts: int = 5
+    conn: Conn,
+    *,
+    reversal_id: UUID,
+    transfer_id: UUID,
+    reason: str | None,
+    max_attempts: int = 5,
+    adjust_legs: ReversalLegs | None = None,
+    retry_insufficient: bool = False,
 ) -> TransferPosting:
-    """Post the compensating transaction of a posted transfer (its legs inverted), set it
-    `reversed` and write `transfer.reversed`, in one transaction. Idempotent by reversal id.
+    """Post the compensating transaction of a posted transfer (its legs inverted, or as
+    `adjust_legs` makes them), set it `reversed` and write `transfer.reversed`, in one
+    transaction. Idempotent by reversal id. With `retry_insufficient`, a payee that spent
+    the money between the read and the posting is read again (and `adjust_legs` asked again)
+    instead of raising InsufficientFunds.
 
     Raises:
         TransferNotFound: no such transfer.
         IllegalTransition: not posted, or already reversed by another reversal.
-        VersionConflict: lost the compare-and-set max_attempts times in a row.
+        VersionConflict: lost the compare-and-set (or the payee's balance) max_attempts times.
         (from the database, translated by the caller) InsufficientFunds (the payee spent
         it), AccountFrozen, AccountClosed.
     """
@@ -520,24 +579,32 @@ def reverse_transfer(
             raise IllegalTransition(transfer_id, transfer.status.value, TransferStatus.REVERSED.value)
         original: list[PostedLeg] = transaction_legs(conn, transfer.transaction_id)
         legs = [p.as_leg().inverted() for p in original]
+        if adjust_legs is not None:
+            legs = adjust_legs(conn, transfer, legs)
         transaction_id = uuid7()
+        account_ids, currencies, amounts = leg_arrays(legs)
         try:
-            row = conn.execute(
-                f"SELECT {COLUMNS} FROM ledger_reverse_transfer("
-                "%s, %s, %s, %s, %s, %s::uuid[], %s::text[], %s::bigint[], %s)",
-                (
-                    reversal_id,
-                    transfer_id,
-                    transfer.version,
-                    transaction_id,
-                    reason,
-                    *leg_arrays(legs),
-                    event_id(transfer_id, "transfer.reversed"),
-                ),
-            ).fetchone()
+            with retryable_statement(conn):
+                row = call_function(
+                    conn,
+                    "ledger_reverse_transfer",
+                    COLUMNS,
+                    _LEG_ARRAY_CASTS,
+                    p_reversal_id=reversal_id,
+                    p_transfer_id=transfer_id,
+                    p_expected_version=transfer.version,
+                    p_transaction_id=transaction_id,
+                    p_reason=reason,
+                    p_account_ids=account_ids,
+                    p_currencies=currencies,
+                    p_amounts=amounts,
+                    p_event_id=event_id(transfer_id, "transfer.reversed"),
+                ).fetchone()
         except psycopg.Error as exc:
             if exc.sqlstate == TRANSFER_CONFLICT:
-                continue
+                continue  # the transfer moved on: read it again
+            if retry_insufficient and isinstance(translate_error(exc), InsufficientFunds):
+                continue  # the payee spent meanwhile: measure again
             raise
         assert row is not None
         reversed_transfer = from_row(row)

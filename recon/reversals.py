@@ -2,7 +2,7 @@
 
 An operator requests (`pending_approval`); a different staff member with the approver role
 approves or rejects. Approval posts ONE compensating ledger transaction with
-Ledger.reverse_transfer (the original legs inverted; nothing is edited), which also sets the
+ledger.transfers.reverse_transfer (the original legs inverted; nothing is edited), which also sets the
 transfer `reversed` and writes `transfer.reversed`, keyed on the reversal id, so a retried
 approval posts nothing twice. The reversal row links to that transaction; the ledger links
 back (ledger_transactions.idempotency_key = reversal id, transfers.reversal_transaction_id).
@@ -11,7 +11,7 @@ Overdraw: the payee may have spent the money. Without `force` the approval is re
 (ReversalWouldOverdraw). With `force`, the payee gives back what it has available and the
 shortfall is debited to the house `settlement:<currency>` account (house accounts may go
 negative; customer accounts never do, the database forbids it), through the same ledger
-function Ledger.reverse_transfer calls, with the payee's leg split in two. The shortfall is
+function and retry loop, with the payee's leg split in two. The shortfall is
 recorded on the reversal: a receivable from the payee that ops must collect.
 """
 
@@ -24,17 +24,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
-import psycopg
-
-from ledger.accounts import AccountKind
-from ledger.db import TRANSFER_CONFLICT, Conn, connection, raise_translated
-from ledger.errors import IllegalTransition, InsufficientFunds, TransferNotFound, VersionConflict
-from ledger.ids import event_id, house_account_id, uuid7
+from ledger.accounts import AccountKind, ensure_house_accounts
+from ledger.db import Conn
+from ledger.errors import IllegalTransition, TransferNotFound
+from ledger.ids import house_account_id
 from ledger.legs import Direction, Leg
-from ledger.postings import leg_arrays, transaction_legs
-from ledger.service import Ledger
-from ledger.transfers import COLUMNS as TRANSFER_COLUMNS
-from ledger.transfers import Transfer, TransferStatus, get_transfer
+from ledger.postings import transaction_legs
+from ledger.transfers import Transfer, TransferStatus
+from ledger.uow import UnitOfWork
 from recon.errors import (
     FourEyesRequired,
     NotReversible,
@@ -167,32 +164,22 @@ class _Posted:
     replayed: bool
 
 
-def _replayed(conn: Conn, reversal_id: UUID, transfer: Transfer) -> _Posted:
-    """The reversal transaction already posted under this reversal id.
-
-    Raises: NotReversible (another reversal reversed the transfer).
-    """
-    row = conn.execute(
-        "SELECT id, transfer_id FROM ledger_transactions WHERE idempotency_key = %s", (reversal_id,)
-    ).fetchone()
-    if row is None or row[1] != transfer.id:
-        raise NotReversible(transfer.id, "it was reversed by another reversal")
+def _shortfall_of(conn: Conn, transfer: Transfer, legs: list[Leg]) -> int:
+    """What a posted reversal (`legs`) took from settlement beyond what the transfer gave it."""
     settlement = house_account_id(AccountKind.SETTLEMENT, transfer.destination_currency)
-    shortfall = sum(
-        leg.amount_minor
-        for leg in transaction_legs(conn, row[0])
-        if leg.account_id == settlement and leg.direction is Direction.DEBIT
-    ) - sum(
+    taken = sum(leg.amount_minor for leg in legs if leg.account_id == settlement and leg.direction is Direction.DEBIT)
+    given = sum(
         leg.amount_minor
         for leg in (transaction_legs(conn, transfer.transaction_id) if transfer.transaction_id else [])
         if leg.account_id == settlement and leg.direction is Direction.CREDIT
     )
-    return _Posted(row[0], max(shortfall, 0), transfer.destination_currency, True)
+    return max(taken - given, 0)
 
 
-def _post(ledger: Ledger, reversal: Reversal, reason: str, *, force: bool) -> _Posted:
-    """Post the compensating transaction: Ledger.reverse_transfer, or with `force` and a
-    shortfall the ledger's reversal function with the payee's debit split (module docstring).
+def _post(uow: UnitOfWork, reversal: Reversal, reason: str, *, force: bool) -> _Posted:
+    """Post the compensating transaction in `uow` with ledger.transfers.reverse_transfer (its
+    retry loop and SQL call); with `force` and a shortfall, the payee's debit split (module
+    docstring), measured again on every attempt.
 
     Raises:
         NotReversible: the transfer is no longer posted (or another reversal reversed it).
@@ -200,73 +187,54 @@ def _post(ledger: Ledger, reversal: Reversal, reason: str, *, force: bool) -> _P
         VersionConflict: lost the race on the transfer row repeatedly.
         AccountFrozen, AccountClosed: an account of the legs takes no postings.
     """
-    with connection(ledger.engine, autocommit=True) as conn:
-        for _ in range(_MAX_ATTEMPTS):
-            transfer = get_transfer(conn, reversal.transfer_id)
-            if transfer.status is TransferStatus.REVERSED:
-                return _replayed(conn, reversal.id, transfer)
-            if transfer.status is not TransferStatus.POSTED or transfer.transaction_id is None:
-                raise NotReversible(transfer.id, f"it is {transfer.status.value}, not posted")
-            payee = transfer.destination_account_id
-            legs = [p.as_leg().inverted() for p in transaction_legs(conn, transfer.transaction_id)]
-            take = _payee_take_back(legs, payee)
-            available = _available(conn, payee)
-            payee_currency = transfer.destination_currency
-            shortfall = max(0, take - max(available, 0))
-            if shortfall and not force:
-                raise ReversalWouldOverdraw(payee, payee_currency, available, take)
-            if not shortfall:
-                try:
-                    posting = ledger.reverse_transfer(reversal.id, transfer.id, reason)
-                except (InsufficientFunds, IllegalTransition):
-                    continue  # the payee spent, or the transfer moved on, since we read: again
-                return _Posted(posting.transaction_id, 0, payee_currency, posting.replayed)
-            # Forced with a shortfall: the same ledger function, with the payee's debit split.
-            settlement = house_account_id(AccountKind.SETTLEMENT, payee_currency)
-            ledger.ensure_house_accounts([payee_currency])
-            legs = _cover_shortfall(legs, payee, shortfall, settlement)
-            transaction_id = uuid7()
-            try:
-                # Status CAS, transaction, legs, projection and event in one commit.
-                conn.execute(
-                    f"SELECT {TRANSFER_COLUMNS} FROM ledger_reverse_transfer("
-                    "%s, %s, %s, %s, %s, %s::uuid[], %s::text[], %s::bigint[], %s)",
-                    (
-                        reversal.id,
-                        transfer.id,
-                        transfer.version,
-                        transaction_id,
-                        reason,
-                        *leg_arrays(legs),
-                        event_id(transfer.id, "transfer.reversed"),
-                    ),
-                ).fetchone()
-            except psycopg.Error as exc:
-                if exc.sqlstate == TRANSFER_CONFLICT:
-                    continue  # the transfer moved on: read it again
-                try:
-                    raise_translated(exc)
-                except InsufficientFunds:
-                    continue  # the payee spent meanwhile: measure again
-                raise
-            return _Posted(transaction_id, shortfall, payee_currency, False)
-    raise VersionConflict("transfer", reversal.transfer_id, -1, None)
+
+    def cover(conn: Conn, transfer: Transfer, legs: list[Leg]) -> list[Leg]:
+        payee = transfer.destination_account_id
+        take = _payee_take_back(legs, payee)
+        available = _available(conn, payee)
+        shortfall = max(0, take - max(available, 0))
+        if not shortfall:
+            return legs
+        if not force:
+            raise ReversalWouldOverdraw(payee, transfer.destination_currency, available, take)
+        with conn.transaction():
+            ensure_house_accounts(conn, [transfer.destination_currency])
+        settlement = house_account_id(AccountKind.SETTLEMENT, transfer.destination_currency)
+        return _cover_shortfall(legs, payee, shortfall, settlement)
+
+    try:
+        posting = uow.transfers.reverse(
+            reversal_id=reversal.id,
+            transfer_id=reversal.transfer_id,
+            reason=reason,
+            adjust_legs=cover,
+            retry_insufficient=True,
+        )
+    except IllegalTransition as exc:
+        if exc.current == TransferStatus.REVERSED.value:
+            raise NotReversible(reversal.transfer_id, "it was reversed by another reversal") from exc
+        raise NotReversible(reversal.transfer_id, f"it is {exc.current}, not posted") from exc
+    shortfall = _shortfall_of(uow.conn, posting.transfer, posting.legs)
+    return _Posted(posting.transaction_id, shortfall, posting.transfer.destination_currency, posting.replayed)
 
 
 def approve_reversal(
-    conn: Conn, ledger: Ledger, *, reversal_id: UUID, approver_id: UUID, force: bool, reason: str | None
+    uow: UnitOfWork, *, reversal_id: UUID, approver_id: UUID, force: bool, reason: str | None
 ) -> Approval:
-    """Approve and post. `conn` must be in a transaction: the reversal row stays locked until it
-    commits, so two approvers of one reversal queue (the second finds it approved).
+    """Approve and post, in the caller's unit of work: the decision, the compensating
+    transaction (and the caller's audit row) commit together or not at all. The reversal row
+    stays locked until the unit ends, so two approvers of one reversal queue (the second
+    finds it approved).
 
     Raises:
         ReversalNotFound; ReversalNotPending; FourEyesRequired (the approver requested it);
         NotReversible; ReversalWouldOverdraw (without force); VersionConflict;
         AccountFrozen, AccountClosed (from the ledger).
     """
+    conn = uow.conn
     reversal = get_reversal(conn, reversal_id, lock=True)
     _decidable(reversal, approver_id)
-    posted = _post(ledger, reversal, reason or reversal.reason, force=force)
+    posted = _post(uow, reversal, reason or reversal.reason, force=force)
     row = conn.execute(
         f"""
         UPDATE reversals

@@ -26,6 +26,7 @@ from ledger.errors import AccountNotFound, UnsupportedCurrency
 from ledger.ids import uuid7
 from ledger.money import validate_currency
 from ledger.service import Ledger
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["customer: accounts"])
 
@@ -83,7 +84,8 @@ def open_account(
         view = views.account_with_balance(ledger, account)
     response.headers["ETag"] = views.etag(account.version)
     response.headers["Location"] = f"/v1/accounts/{account.id}"
-    with engine.begin() as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.sql
         audit.record(
             conn,
             actor=customer.actor,
@@ -92,6 +94,7 @@ def open_account(
             target_id=account.id,
             after=views.dump(view),
         )
+        uow.commit()
     return view
 
 

@@ -15,6 +15,7 @@ from api.contract import declare
 from api.deps import DbConn, EngineDep, EnrollingCustomer, RuntimeDep, customer_scheme, reject_foreign_token
 from api.problems import Problem
 from ledger.ids import uuid7
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["customer: auth"])
 
@@ -32,7 +33,8 @@ router = APIRouter(tags=["customer: auth"])
 def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
     customer_id = uuid7()
     try:
-        with engine.begin() as conn:
+        with UnitOfWork(engine) as uow:
+            conn = uow.sql
             row = conn.execute(
                 text(
                     "INSERT INTO customers (id, email, full_name, password_hash) VALUES (:id, :e, :n, :h) "
@@ -45,6 +47,7 @@ def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
                     "h": security.hash_password(body.password),
                 },
             ).one()
+            uow.commit()
     except IntegrityError as err:
         raise Problem(409, "email_taken", "E-mail taken", "An account with this e-mail already exists.") from err
     return schemas.Customer(customer_id=row.id, email=row.email, full_name=row.full_name, created_at=row.created_at)

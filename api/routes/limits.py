@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from api.deps import CurrentCustomer, EngineDep
 from api.schemas_risk import CustomerLimit, CustomerLimits
-from ledger.db import transaction
+from ledger.uow import UnitOfWork
 from risk import limits as risk_limits
 
 router = APIRouter(tags=["customer: limits"])
@@ -24,7 +24,8 @@ def _remaining(limit: int | None, used: int) -> int | None:
 
 @router.get("/limits", response_model=CustomerLimits, summary="Your limits and what is left today")
 def get_limits(customer: CurrentCustomer, engine: EngineDep) -> CustomerLimits:
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         now_row = conn.execute("SELECT now()").fetchone()
         assert now_row is not None
         now = now_row[0]
@@ -54,4 +55,5 @@ def get_limits(customer: CurrentCustomer, engine: EngineDep) -> CustomerLimits:
                     day_resets_at=risk_limits.day_start(now) + timedelta(days=1),
                 )
             )
+        uow.commit()
     return CustomerLimits(limits=items)

@@ -19,6 +19,7 @@ from api.errors import ledger_errors, refusal
 from api.problems import Problem
 from api.routes.accounts import account_by_number
 from ledger.errors import AccountNotFound, IllegalTransition, VersionConflict
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: accounts"])
 
@@ -111,7 +112,8 @@ def patch_account(
         raise Problem(409, "illegal_transition", "Not allowed", str(err)) from err
     with ledger_errors():
         view = views.account_with_balance(ledger, after)
-    with engine.begin() as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.sql
         audit.record(
             conn,
             actor=staff.actor,
@@ -122,5 +124,6 @@ def patch_account(
             after={"status": after.status.value, "version": after.version},
             ip=client_ip(request),
         )
+        uow.commit()
     response.headers["ETag"] = views.etag(after.version)
     return view

@@ -20,6 +20,7 @@ from api.runtime import Runtime
 from ledger.accounts import AccountKind
 from ledger.errors import AccountNotFound
 from ledger.money import Money
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: deposits"])
 
@@ -48,7 +49,8 @@ def _deposit(runtime: Runtime, body: schemas.DepositIn, deposit_id: UUID, actor:
         currency=deposit.currency,
         posted_at=deposit.posted_at,
     )
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.sql
         audit.record(
             conn,
             actor=actor,
@@ -63,6 +65,7 @@ def _deposit(runtime: Runtime, body: schemas.DepositIn, deposit_id: UUID, actor:
             },
             ip=ip,
         )
+        uow.commit()
     response = JSONResponse(out.model_dump(mode="json"), status_code=201)
     return response
 

@@ -12,6 +12,7 @@ from api.deps import Admin, AnyStaff, DbConn, EngineDep, client_ip
 from api.errors import from_ledger, refusal
 from fx import rates as fx_rates
 from ledger.errors import CurrencyMismatch, LedgerError
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: fx"])
 
@@ -55,7 +56,8 @@ def put_rate(
     base: CurrencyPath,
     quote: CurrencyPath,
 ) -> schemas.FxRate:
-    with engine.begin() as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.sql
         try:
             before = _view(fx_rates.get_rate(conn, base, quote)).model_dump(mode="json")
         except fx_rates.UnsupportedPair:
@@ -79,4 +81,5 @@ def put_rate(
             after=view.model_dump(mode="json"),
             ip=client_ip(request),
         )
+        uow.commit()
     return view

@@ -8,12 +8,11 @@ If-Match "0" creates their set. The limit check itself runs in the ledger's hold
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Request, Response
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
 
 from api import audit, views
 from api.contract import declare
@@ -21,8 +20,9 @@ from api.deps import Admin, AnyStaff, EngineDep, Operator, StaffPrincipal, clien
 from api.problems import Problem, not_found
 from api.routes.ops_accounts import _expected_version as expected_version
 from api.schemas_risk import CurrencyLimit, Limits, LimitsIn
-from ledger.db import Conn, transaction
+from ledger.db import Conn
 from ledger.errors import VersionConflict
+from ledger.uow import UnitOfWork
 from risk import limits as risk_limits
 
 router = APIRouter(tags=["ops: limits"])
@@ -46,8 +46,10 @@ def _customer_exists(conn: Conn, customer_id: UUID) -> bool:
 
 
 def _read(engine: Engine, scope: str, response: Response) -> Limits:
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         view = _view(risk_limits.get_limit_set(conn, scope))
+        uow.commit()
     response.headers["ETag"] = views.etag(view.version)
     return view
 
@@ -69,8 +71,9 @@ def _replace(
         for e in body.limits
     ]
     try:
-        with engine.begin() as sa_conn:
-            conn = driver_connection(sa_conn)
+        with UnitOfWork(engine) as uow:
+            sa_conn = uow.sql
+            conn = uow.conn
             before = risk_limits.get_limit_set(conn, scope)
             after = risk_limits.put_limit_set(
                 conn, scope, entries, expected_version=None if version == 0 else version, updated_by=staff.email
@@ -86,6 +89,7 @@ def _replace(
                 after=view.model_dump(mode="json"),
                 ip=client_ip(request),
             )
+            uow.commit()
     except VersionConflict as err:
         raise Problem(
             412,
@@ -97,11 +101,6 @@ def _replace(
     except risk_limits.InvalidLimits as err:
         raise Problem(422, "invalid_limits", "Invalid limits", str(err)) from err
     return view
-
-
-def driver_connection(sa_conn: Connection) -> Conn:
-    """The psycopg connection under a SQLAlchemy one: same session, same transaction."""
-    return cast(Conn, sa_conn.connection.driver_connection)
 
 
 @router.get("/limits/defaults", response_model=Limits, summary="The default limits (for customers without their own)")
@@ -122,9 +121,11 @@ def put_defaults(
 @router.get("/customers/{customer_id}/limits", response_model=Limits, summary="A customer's own limits")
 @declare("customer_not_found")
 def get_customer_limits(customer_id: UUID, staff: AnyStaff, engine: EngineDep, response: Response) -> Limits:
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         if not _customer_exists(conn, customer_id):
             raise not_found("customer", "customer_not_found")
+        uow.commit()
     return _read(engine, str(customer_id), response)
 
 
@@ -140,9 +141,11 @@ def put_customer_limits(
     if_match: IfMatch = None,
 ) -> Limits:
     version = expected_version(if_match)
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         if not _customer_exists(conn, customer_id):
             raise not_found("customer", "customer_not_found")
+        uow.commit()
     view = _replace(engine, str(customer_id), body, version, staff, request)
     response.headers["ETag"] = views.etag(view.version)
     return view

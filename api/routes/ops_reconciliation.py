@@ -10,7 +10,9 @@
 
 Idempotency-Key is optional on these POSTs (the contract does not mark them [idem]); when
 sent, it has the usual semantics (api/idempotency.py). Helpers shared with ops_reversals
-live here: `recon_errors`, `driver`, `maybe_idempotent`.
+live here: `recon_errors`, `maybe_idempotent`. Writes go through a unit of work (ledger.uow):
+recon's functions take its psycopg connection, the audit chain its SQLAlchemy one, one
+transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -37,9 +38,10 @@ from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
 from api.runtime import Runtime
 from api.schemas import InstantOrDate
-from ledger.db import Conn, connection
+from ledger.db import connection
 from ledger.errors import LedgerError
 from ledger.ids import uuid7
+from ledger.uow import UnitOfWork
 from recon import export, runs, statements
 from recon.errors import ReconError
 from recon.io import ReconciliationPolicy, RunInput
@@ -82,12 +84,6 @@ def recon_errors() -> Iterator[None]:
         raise problem_of(err) from err
     except LedgerError as err:
         raise from_ledger(err) from err
-
-
-def driver(conn: Connection) -> Conn:
-    """The psycopg connection under a SQLAlchemy one: recon's functions take the ledger's
-    connection type, and this way they share the transaction that audit.record writes in."""
-    return cast(Conn, conn.connection.driver_connection)
 
 
 OptionalIdempotencyKey = Annotated[
@@ -171,13 +167,13 @@ def _run_out(runtime: Runtime, run: runs.Run) -> RunOut:
 
 
 def _record_run(runtime: Runtime, run_id: UUID, staff: StaffPrincipal, ip: str) -> str:
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
         # The workflow's first activity may have created the row already: that is fine, the
         # request is audited either way.
-        runs.create_run(driver(conn), run_id, trigger="api", requested_by=staff.id)
-        status = runs.get_run(driver(conn), run_id).status
+        runs.create_run(uow.conn, run_id, trigger="api", requested_by=staff.id)
+        status = runs.get_run(uow.conn, run_id).status
         audit.record(
-            conn,
+            uow.sql,
             actor=staff.actor,
             action="reconciliation.run.start",
             target_type="reconciliation_run",
@@ -185,6 +181,7 @@ def _record_run(runtime: Runtime, run_id: UUID, staff: StaffPrincipal, ip: str) 
             after={"status": status, "workflow_id": runs.workflow_id_for(run_id)},
             ip=ip,
         )
+        uow.commit()
     return status
 
 
@@ -283,12 +280,12 @@ _CSV_BODY: Final = {
 def _import(
     runtime: Runtime, account_id: UUID, data: bytes, import_id: UUID, staff: StaffPrincipal, ip: str
 ) -> Response:
-    with recon_errors(), runtime.engine.begin() as conn:
+    with recon_errors(), UnitOfWork(runtime.engine) as uow:
         result = statements.import_statement(
-            driver(conn), import_id=import_id, account_id=account_id, data=data, imported_by=staff.id
+            uow.conn, import_id=import_id, account_id=account_id, data=data, imported_by=staff.id
         )
         audit.record(
-            conn,
+            uow.sql,
             actor=staff.actor,
             action="statement.import",
             target_type="statement_import",
@@ -302,6 +299,7 @@ def _import(
             },
             ip=ip,
         )
+        uow.commit()
     body = StatementImport(**result.report, replayed=result.replayed)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if result.replayed else 201)
 

@@ -29,9 +29,10 @@ from api.contract import declare
 from api.deps import AnyStaff, Approver, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.ops_reconciliation import OptionalIdempotencyKey, driver, maybe_idempotent, recon_errors
+from api.routes.ops_reconciliation import OptionalIdempotencyKey, maybe_idempotent, recon_errors
 from api.runtime import Runtime
 from ledger.db import connection
+from ledger.uow import UnitOfWork
 from recon import reversals
 from recon.errors import FourEyesRequired, ReconError, ReversalWouldOverdraw
 
@@ -102,9 +103,9 @@ def _record_refusal(
 ) -> None:
     """Refusals of the control rules are evidence too; written in their own transaction (the
     refused one rolled back)."""
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
         audit.record(
-            conn,
+            uow.sql,
             actor=staff.actor,
             action=action,
             outcome="denied",
@@ -113,6 +114,7 @@ def _record_refusal(
             detail={"reason": err.code, **err.extra()},
             ip=ip,
         )
+        uow.commit()
 
 
 # -- request ---------------------------------------------------------------------------------
@@ -121,13 +123,13 @@ def _record_refusal(
 def _request(
     runtime: Runtime, staff: StaffPrincipal, transfer_id: UUID, reason: str, reversal_id: UUID, ip: str
 ) -> Response:
-    with recon_errors(), runtime.engine.begin() as conn:
+    with recon_errors(), UnitOfWork(runtime.engine) as uow:
         reversal, created = reversals.request_reversal(
-            driver(conn), reversal_id=reversal_id, transfer_id=transfer_id, requested_by=staff.id, reason=reason
+            uow.conn, reversal_id=reversal_id, transfer_id=transfer_id, requested_by=staff.id, reason=reason
         )
         if created:
             audit.record(
-                conn,
+                uow.sql,
                 actor=staff.actor,
                 action="reversal.request",
                 target_type="reversal",
@@ -136,6 +138,7 @@ def _request(
                 detail={"transfer_id": str(transfer_id), "reason": reason},
                 ip=ip,
             )
+        uow.commit()
     return _json(reversal, 201)
 
 
@@ -175,17 +178,16 @@ async def request_reversal(
 
 def _approve(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, body: ApproveIn, ip: str) -> Response:
     try:
-        with recon_errors(), runtime.engine.begin() as conn:
+        with recon_errors(), UnitOfWork(runtime.engine) as uow:
             approval = reversals.approve_reversal(
-                driver(conn),
-                runtime.ledger,
+                uow,
                 reversal_id=reversal_id,
                 approver_id=staff.id,
                 force=body.force,
                 reason=body.reason,
             )
             audit.record(
-                conn,
+                uow.sql,
                 actor=staff.actor,
                 action="reversal.approve",
                 target_type="reversal",
@@ -200,6 +202,7 @@ def _approve(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, body: A
                 },
                 ip=ip,
             )
+            uow.commit()
     except Problem as problem:
         cause = problem.__cause__
         if isinstance(cause, (FourEyesRequired, ReversalWouldOverdraw)):
@@ -229,12 +232,12 @@ async def approve_reversal(
 
 def _reject(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, reason: str, ip: str) -> Response:
     try:
-        with recon_errors(), runtime.engine.begin() as conn:
+        with recon_errors(), UnitOfWork(runtime.engine) as uow:
             reversal = reversals.reject_reversal(
-                driver(conn), reversal_id=reversal_id, staff_id=staff.id, reason=reason
+                uow.conn, reversal_id=reversal_id, staff_id=staff.id, reason=reason
             )
             audit.record(
-                conn,
+                uow.sql,
                 actor=staff.actor,
                 action="reversal.reject",
                 target_type="reversal",
@@ -244,6 +247,7 @@ def _reject(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, reason: 
                 detail={"reason": reason},
                 ip=ip,
             )
+            uow.commit()
     except Problem as problem:
         if isinstance(problem.__cause__, FourEyesRequired):
             _record_refusal(runtime, staff, "reversal.reject", reversal_id, problem.__cause__, ip)

@@ -12,9 +12,8 @@ from api import audit, schemas
 from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, client_ip
 from api.problems import Problem, not_found
-from api.routes.ops_limits import driver_connection
 from api.schemas_risk import RiskRule, RiskRuleIn
-from ledger.db import transaction
+from ledger.uow import UnitOfWork
 from risk import assess as risk_assess
 from risk.rules import InvalidRule, UnknownRule
 
@@ -38,8 +37,10 @@ def _view(stored: risk_assess.StoredRule) -> RiskRule:
 
 @router.get("/risk/rules", response_model=schemas.Page[RiskRule], summary="The fraud rules and their settings")
 def list_rules(staff: AnyStaff, engine: EngineDep) -> schemas.Page[RiskRule]:
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         rules = risk_assess.list_rules(conn)
+        uow.commit()
     # Four built-in rules: one page.
     return schemas.Page[RiskRule](items=[_view(r) for r in rules], next_cursor=None)
 
@@ -48,8 +49,9 @@ def list_rules(staff: AnyStaff, engine: EngineDep) -> schemas.Page[RiskRule]:
 @declare("invalid_rule", "rule_not_found")
 def put_rule(name: RuleName, body: RiskRuleIn, admin: Admin, engine: EngineDep, request: Request) -> RiskRule:
     try:
-        with engine.begin() as sa_conn:
-            conn = driver_connection(sa_conn)
+        with UnitOfWork(engine) as uow:
+            sa_conn = uow.sql
+            conn = uow.conn
             before = next((r for r in risk_assess.list_rules(conn) if r.rule.name == name), None)
             if before is None:
                 raise UnknownRule(name)
@@ -67,6 +69,7 @@ def put_rule(name: RuleName, body: RiskRuleIn, admin: Admin, engine: EngineDep, 
                 after=view.model_dump(mode="json"),
                 ip=client_ip(request),
             )
+            uow.commit()
     except UnknownRule as err:
         raise not_found("risk rule", "rule_not_found") from err
     except InvalidRule as err:

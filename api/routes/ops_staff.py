@@ -12,6 +12,7 @@ from api.contract import declare
 from api.deps import Admin, DbConn, EngineDep, EnrollingStaff, client_ip
 from api.problems import Problem
 from ledger.ids import uuid7
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: staff"])
 
@@ -32,7 +33,8 @@ def insert_staff(conn: Connection, *, email: str, password: str, role: str, crea
 @declare("email_taken")
 def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request: Request) -> schemas.Staff:
     try:
-        with engine.begin() as conn:
+        with UnitOfWork(engine) as uow:
+            conn = uow.sql
             staff = insert_staff(conn, email=body.email, password=body.password, role=body.role, created_by=admin.id)
             audit.record(
                 conn,
@@ -43,6 +45,7 @@ def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request
                 after=staff.model_dump(mode="json"),
                 ip=client_ip(request),
             )
+            uow.commit()
     except IntegrityError as err:
         raise Problem(409, "email_taken", "E-mail taken", "A staff member with this e-mail already exists.") from err
     return staff

@@ -20,6 +20,7 @@ from api.routes.transfers import StatusFilter
 from api.runtime import Runtime
 from ledger.errors import TransferNotFound
 from ledger.transfers import Transfer
+from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: transfers"])
 
@@ -93,7 +94,8 @@ async def _review(
 
     def finish() -> schemas.OpsTransfer:
         after = _get(runtime, transfer_id)
-        with runtime.engine.begin() as conn:
+        with UnitOfWork(runtime.engine) as uow:
+            conn = uow.sql
             audit.record(
                 conn,
                 actor=staff.actor,
@@ -105,6 +107,7 @@ async def _review(
                 detail={"reason": reason},
                 ip=ip,
             )
+            uow.commit()
         return ops_view(runtime, after)
 
     view = await run_in_threadpool(finish)

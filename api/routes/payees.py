@@ -18,8 +18,9 @@ from api.errors import refusal
 from api.routes.accounts import account_by_number
 from api.runtime import Runtime
 from ledger import account_numbers, payees
-from ledger.db import Conn, transaction
+from ledger.db import Conn
 from ledger.ids import uuid7
+from ledger.uow import UnitOfWork
 from otp.codes import Binding
 from otp.delivery import CODE_SLOT
 
@@ -60,7 +61,8 @@ def owned_payee(
 
 
 def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, payee: payees.Payee) -> None:
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.sql
         audit.record(
             conn,
             actor=customer.actor,
@@ -69,6 +71,7 @@ def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, payee: pa
             target_id=payee.id,
             after=views.dump(view(payee)),
         )
+        uow.commit()
 
 
 @router.post(
@@ -84,7 +87,8 @@ def add_payee(
 ) -> schemas.Payee:
     account = account_by_number(runtime.ledger, body.account_number)
     name = body.name.strip() or body.name
-    with transaction(runtime.engine) as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.conn
         payee = payees.create(
             conn,
             payee_id=uuid7(),
@@ -107,6 +111,7 @@ def add_payee(
                 "payee need no code: never share it with anyone."
             ),
         )
+        uow.commit()
     _audit(runtime, customer, "payee.create", payee)
     response.headers["Location"] = f"/v1/payees/{payee.id}"
     return view(payee)
@@ -126,14 +131,19 @@ async def confirm_payee(
     payee_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> schemas.Payee:
     def confirm() -> payees.Payee:
-        with transaction(runtime.engine) as conn:
+        with UnitOfWork(runtime.engine) as uow:
+            conn = uow.conn
             # The row lock serialises a confirmation with a deletion of the same payee.
             payee = owned_payee(conn, runtime, customer, payee_id, lock="FOR UPDATE")
             if payee.status is not payees.PayeeStatus.PENDING_OTP:
                 raise challenges.not_pending("payee")
             result = challenges.check(conn, runtime.settings, binding=binding(payee), code=body.code)
+            trusted = None
             if result.outcome == challenges.ACCEPTED:
-                return payees.set_status(conn, payee.id, payees.PayeeStatus.TRUSTED)
+                trusted = payees.set_status(conn, payee.id, payees.PayeeStatus.TRUSTED)
+            uow.commit()
+        if trusted is not None:
+            return trusted
         # Committed: the attempt is spent even though the answer is a refusal.
         raise challenges.refusal(result, "payee")
 
@@ -145,25 +155,29 @@ async def confirm_payee(
 @router.get("/payees", response_model=schemas.Page[schemas.Payee])
 def list_payees(customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Page[schemas.Payee]:
     # A person has a handful of payees: one page holds them all.
-    with transaction(runtime.engine) as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.conn
         items = [view(p) for p in payees.list_for(conn, customer.id)]
+        uow.commit()
     return schemas.Page[schemas.Payee](items=items, next_cursor=None)
 
 
 @router.get("/payees/{payee_id}", response_model=schemas.Payee)
 @declare("payee_not_found")
 def get_payee(payee_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> schemas.Payee:
-    with transaction(runtime.engine) as conn:
-        return view(owned_payee(conn, runtime, customer, payee_id))
+    with UnitOfWork(runtime.engine) as uow:  # a read: nothing to commit
+        return view(owned_payee(uow.conn, runtime, customer, payee_id))
 
 
 @router.delete("/payees/{payee_id}", status_code=204, summary="Delete a payee: its exemption ends at once")
 @declare("payee_not_found")
 def delete_payee(payee_id: UUID, customer: CurrentCustomer, runtime: RuntimeDep) -> Response:
-    with transaction(runtime.engine) as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.conn
         # FOR UPDATE waits for any initiation holding the payee's share lock, and every later
         # one sees the deletion (ledger/payees.py).
         owned_payee(conn, runtime, customer, payee_id, lock="FOR UPDATE")
         payee = payees.set_status(conn, payee_id, payees.PayeeStatus.DELETED)
+        uow.commit()
     _audit(runtime, customer, "payee.delete", payee)
     return Response(status_code=204)

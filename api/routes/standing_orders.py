@@ -36,9 +36,10 @@ from api.routes.payees import owned_payee
 from api.runtime import Runtime
 from ledger import account_numbers, payees
 from ledger import standing_orders as so
-from ledger.db import Conn, connection, transaction
+from ledger.db import Conn, connection
 from ledger.errors import AccountNotFound
 from ledger.money import Money
+from ledger.uow import UnitOfWork
 from otp.codes import Binding
 from otp.delivery import CODE_SLOT
 
@@ -114,7 +115,8 @@ def owned_order(
 
 
 def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, order: schemas.StandingOrder) -> None:
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.sql
         audit.record(
             conn,
             actor=customer.actor,
@@ -123,6 +125,7 @@ def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, order: sc
             target_id=order.id,
             after=views.dump(order),
         )
+        uow.commit()
 
 
 @router.post(
@@ -157,7 +160,8 @@ async def create_standing_order(
         source = owned_account(runtime.ledger, customer, body.source_account_id)
         if body.start_date < datetime.now(UTC).date():
             raise Problem(422, "validation_error", "Request is not valid", "start_date is in the past.")
-        with transaction(runtime.engine) as conn:
+        with UnitOfWork(runtime.engine) as uow:
+            conn = uow.conn
             payee = owned_payee(conn, runtime, customer, body.payee_id)
             if payee.status is not payees.PayeeStatus.TRUSTED:
                 raise refusal("payee_not_trusted", "Confirm the payee with its code first.")
@@ -198,6 +202,7 @@ async def create_standing_order(
                 ),
             )
             result = view(conn, order, runtime)
+            uow.commit()
         _audit(runtime, customer, "standing_order.create", result)
         return result
 
@@ -221,7 +226,8 @@ async def approve_standing_order(
     order_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> schemas.StandingOrder:
     def approve() -> tuple[so.StandingOrder, str]:
-        with transaction(runtime.engine) as conn:
+        with UnitOfWork(runtime.engine) as uow:
+            conn = uow.conn
             order = owned_order(conn, runtime, customer, order_id, lock="FOR UPDATE")
             if order.status is not so.OrderStatus.PENDING_OTP:
                 raise challenges.not_pending("standing order")
@@ -229,8 +235,13 @@ async def approve_standing_order(
             result = challenges.check(
                 conn, runtime.settings, binding=binding(order, payee.account_number), code=body.code
             )
+            active = None
             if result.outcome == challenges.ACCEPTED:
-                return so.set_status(conn, order.id, so.OrderStatus.ACTIVE), payee.account_number
+                active = so.set_status(conn, order.id, so.OrderStatus.ACTIVE)
+            uow.commit()
+        if active is not None:
+            return active, payee.account_number
+        # Committed: the attempt is spent even though the answer is a refusal.
         raise challenges.refusal(result, "standing order")
 
     order, payee_number = await run_in_threadpool(approve)
@@ -249,9 +260,11 @@ def _finish(runtime: Runtime, customer: CustomerPrincipal, action: str, order_id
 
 
 def _set_status(runtime: Runtime, customer: CustomerPrincipal, order_id: UUID, to: so.OrderStatus) -> so.StandingOrder:
-    with transaction(runtime.engine) as conn, ledger_errors():
-        owned_order(conn, runtime, customer, order_id, lock="FOR UPDATE")
-        return so.set_status(conn, order_id, to)
+    with UnitOfWork(runtime.engine) as uow, ledger_errors():
+        owned_order(uow.conn, runtime, customer, order_id, lock="FOR UPDATE")
+        order = so.set_status(uow.conn, order_id, to)
+        uow.commit()
+    return order
 
 
 @router.post("/standing-orders/{order_id}/pause", response_model=schemas.StandingOrder)
@@ -271,7 +284,8 @@ async def resume_standing_order(
     """200 active (also for an active order: its schedule is made sure of). 409 invalid_state."""
 
     def read() -> tuple[so.StandingOrder, str]:
-        with transaction(runtime.engine) as conn:
+        with UnitOfWork(runtime.engine) as uow:  # a read: nothing to commit
+            conn = uow.conn
             order = owned_order(conn, runtime, customer, order_id)
             if order.status not in (so.OrderStatus.PAUSED, so.OrderStatus.ACTIVE):
                 raise refusal("invalid_state", f"The standing order is {order.status.value}.")

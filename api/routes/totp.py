@@ -29,6 +29,7 @@ from api.deps import CustomerPrincipal, EnrollingCustomer, EnrollingStaff, Runti
 from api.problems import Problem
 from api.runtime import Runtime
 from api.schemas import Body
+from ledger.uow import UnitOfWork
 from mfa import store
 
 customer_router = APIRouter(tags=["customer: two-factor"])
@@ -111,9 +112,11 @@ def _status(runtime: Runtime, who: _Principal) -> TotpStatus:
 
 def _begin(runtime: Runtime, who: _Principal, request: Request) -> TotpEnrolment:
     try:
-        with runtime.engine.begin() as conn:
+        with UnitOfWork(runtime.engine) as uow:
+            conn = uow.sql
             enrolment = store.begin(conn, runtime.sealer, realm=who.realm, principal_id=who.id, account=who.email)
             _record(conn, who, request, "mfa.enrolment_started")
+            uow.commit()
     except store.AlreadyEnabled as err:
         raise Problem(
             409, "totp_already_enabled", "Already enabled", "Two-factor is on; disable it first to enrol anew."
@@ -126,7 +129,8 @@ def _confirm(runtime: Runtime, who: _Principal, request: Request, code: str) -> 
     failure: Problem | None = None
     recovery: list[str] = []
     # No exception inside the transaction: a failure's throttle row and audit row must commit.
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.sql
         throttle.serialise(conn, who.realm, who.email)
         retry_after = throttle.retry_after_s(conn, who.realm, who.email, ip)
         if retry_after is not None:
@@ -145,6 +149,7 @@ def _confirm(runtime: Runtime, who: _Principal, request: Request, code: str) -> 
                 throttle.record_failure(conn, who.realm, who.email, ip)
                 _record(conn, who, request, "mfa.failed", outcome="denied", detail={"context": "confirm"})
                 failure = _invalid()
+        uow.commit()
     if failure is not None:
         raise failure
     return TotpConfirmed(recovery_codes=recovery)
@@ -153,7 +158,8 @@ def _confirm(runtime: Runtime, who: _Principal, request: Request, code: str) -> 
 def _disable(runtime: Runtime, who: _Principal, request: Request, code: str) -> Response:
     ip = client_ip(request)
     failure: Problem | None = None
-    with runtime.engine.begin() as conn:
+    with UnitOfWork(runtime.engine) as uow:
+        conn = uow.sql
         throttle.serialise(conn, who.realm, who.email)
         retry_after = throttle.retry_after_s(conn, who.realm, who.email, ip)
         if retry_after is not None:
@@ -172,6 +178,7 @@ def _disable(runtime: Runtime, who: _Principal, request: Request, code: str) -> 
                 throttle.record_failure(conn, who.realm, who.email, ip)
                 _record(conn, who, request, "mfa.failed", outcome="denied", detail={"context": "disable"})
                 failure = _invalid()
+        uow.commit()
     if failure is not None:
         raise failure
     return Response(status_code=204)

@@ -86,7 +86,8 @@ def test_projection_equals_entries_after_a_random_concurrent_workload(ledger: Le
 
 
 def test_balance_as_of_comes_from_the_entries(ledger: Ledger, raw: Raw) -> None:
-    account = ledger.open_account(uuid.uuid4(), "USD")
+    customer = uuid.uuid4()
+    account = ledger.open_account(customer, "USD")
     other = ledger.open_account(uuid.uuid4(), "USD")
     checkpoints: list[tuple[datetime, int, int]] = []
 
@@ -98,9 +99,10 @@ def test_balance_as_of_comes_from_the_entries(ledger: Ledger, raw: Raw) -> None:
     checkpoint()
     ledger.deposit(uuid7(), account.id, Money(1000, "USD"))
     checkpoint()
-    hold = ledger.place_hold(uuid7(), account.id, Money(250, "USD"))
+    t = ledger.create_transfer_with_hold(uuid7(), customer, account.id, other.id, Money(250, "USD"))
     checkpoint()
-    ledger.post_hold(hold.id, uuid7(), other.id)
+    ledger.transition_transfer(t.id, "processing")
+    ledger.post_transfer(t.id)
     checkpoint()
     ledger.deposit(uuid7(), account.id, Money(5, "USD"))
     checkpoint()
@@ -115,11 +117,15 @@ def test_balance_as_of_comes_from_the_entries(ledger: Ledger, raw: Raw) -> None:
 
 
 def test_statement_is_newest_first_with_running_balances_and_a_cursor(ledger: Ledger) -> None:
-    account = funded(ledger, 10_000)
+    customer = uuid.uuid4()
+    account = funded(ledger, 10_000, customer_id=customer)
     others = [ledger.open_account(uuid.uuid4(), "USD") for _ in range(3)]
     for i in range(7):
-        hold = ledger.place_hold(uuid7(), account.id, Money(100 + i, "USD"))
-        ledger.post_hold(hold.id, uuid7(), others[i % 3].id, description=f"payment {i}")
+        t = ledger.create_transfer_with_hold(
+            uuid7(), customer, account.id, others[i % 3].id, Money(100 + i, "USD"), description=f"payment {i}"
+        )
+        ledger.transition_transfer(t.id, "processing")
+        ledger.post_transfer(t.id)
     ledger.deposit(uuid7(), account.id, Money(50, "USD"))
 
     items = []

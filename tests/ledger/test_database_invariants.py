@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
@@ -95,9 +96,13 @@ def test_a_customer_projection_cannot_go_below_zero_even_by_hand(ledger: Ledger,
 
 
 def test_a_resolved_hold_cannot_change_again(ledger: Ledger, raw: Raw) -> None:
-    account = funded(ledger, 100)
-    hold = ledger.place_hold(uuid7(), account.id, Money(40, "USD"))
-    ledger.void_hold(hold.id)
+    customer = uuid.uuid4()
+    account = funded(ledger, 100, customer_id=customer)
+    payee = ledger.open_account(uuid.uuid4(), "USD")
+    t = ledger.create_transfer_with_hold(uuid7(), customer, account.id, payee.id, Money(40, "USD"))
+    assert t.hold_id is not None
+    hold = ledger.get_hold(t.hold_id)
+    ledger.void_transfer_hold(t.id, "cancelled")
     for sql in (
         "UPDATE holds SET state = 'pending', resolved_at = NULL WHERE id = %s",
         "UPDATE holds SET state = 'expired' WHERE id = %s",

@@ -169,8 +169,10 @@ def test_overdraw_refused_unless_forced(api: Api, http: httpx.Client) -> None:
     transfer_id = posted_transfer(api, http, alice, bob, 400)
     # Bob has committed 300 of it elsewhere: only 100 is available to take back.
     ledger = Ledger(make_engine(api.database_url, pool_size=2))
-    hold_id = uuid7()
-    ledger.place_hold(hold_id, uuid.UUID(bob.account["id"]), Money(300, "USD"))
+    # (held by a transfer of Bob's that waits for its code)
+    held_by = ledger.create_transfer_with_hold(
+        uuid7(), uuid.UUID(bob.id), uuid.UUID(bob.account["id"]), uuid.UUID(alice.account["id"]), Money(300, "USD")
+    ).id
     settlement = ledger.house_account("settlement", "USD").id
     settlement_before = ledger.balance(settlement).ledger_minor
     try:
@@ -208,5 +210,5 @@ def test_overdraw_refused_unless_forced(api: Api, http: httpx.Client) -> None:
         assert trail[1][2]["reason"] == "reversal_would_overdraw"
         assert trail[2][2]["force"] is True and trail[2][2]["shortfall_minor"] == 300
     finally:
-        ledger.void_hold(hold_id)
+        ledger.void_transfer_hold(held_by, "cancelled", "test cleanup")
         ledger.engine.dispose()

@@ -85,7 +85,8 @@ def test_every_check_names_what_is_broken(api: Api, http: httpx.Client) -> None:
         eventless_transfer,
     )[0]
     stuck_id = uuid7()
-    overdue_hold = uuid7()
+    overdue_id = uuid7()
+    overdue_hold: uuid.UUID | None = None
     try:
         # A projection edited behind the ledger's back (as a superuser, triggers off).
         tamper(api, "UPDATE account_balances SET ledger_minor = ledger_minor + 7 WHERE account_id = %s", payee)
@@ -108,7 +109,16 @@ def test_every_check_names_what_is_broken(api: Api, http: httpx.Client) -> None:
             workflow_id=f"transfer-{stuck_id}",
         )
         api.sql("UPDATE transfers SET updated_at = now() - interval '20 minutes' WHERE id = %s", stuck_id)
-        ledger.place_hold(overdue_hold, uuid.UUID(alice.account["id"]), Money(3, "USD"), ttl_s=-600)
+        # A transfer's hold past its deadline (the transfer itself is fresh, not stuck).
+        overdue_hold = ledger.create_transfer_with_hold(
+            overdue_id,
+            uuid.UUID(alice.id),
+            uuid.UUID(alice.account["id"]),
+            uuid.UUID(payee),
+            Money(3, "USD"),
+            hold_ttl_s=-600,
+            workflow_id=f"transfer-{overdue_id}",
+        ).hold_id
         api.sql("UPDATE outbox SET published_at = now() WHERE published_at IS NULL AND key <> %s", unpublished_transfer)
 
         run = run_reconciliation(http, operator)
@@ -121,7 +131,7 @@ def test_every_check_names_what_is_broken(api: Api, http: httpx.Client) -> None:
         )
         api.sql("DELETE FROM event_counts WHERE consumer = %s", consumer)
         ledger.void_transfer_hold(stuck_id, "failed", "test cleanup")
-        ledger.void_hold(overdue_hold)
+        ledger.void_transfer_hold(overdue_id, "failed", "test cleanup")
         relay_caught_up(api)
         ledger.engine.dispose()
 

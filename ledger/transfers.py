@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
@@ -49,19 +48,7 @@ from ledger.ids import event_id, uuid7
 from ledger.legs import Leg
 from ledger.money import Money
 from ledger.postings import PostedLeg, TransactionKind, leg_arrays, transaction_legs
-
-
-class TransferStatus(StrEnum):
-    PENDING_OTP = "pending_otp"
-    PROCESSING = "processing"
-    IN_REVIEW = "in_review"
-    POSTED = "posted"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    REVERSED = "reversed"
-
+from ledger.states import TransferStatus as TransferStatus  # re-exported: the enum's old home
 
 S = TransferStatus
 # The status graph of docs/api.md: what each status may become.

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import text
 
-from api import audit, schemas, views
+from api import schemas, views
 from api.contract import declare
 from api.deps import (
     CurrentCustomer,
@@ -20,7 +20,7 @@ from api.deps import (
 )
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
-from ledger import account_numbers
+from ledger import account_numbers, audit
 from ledger.accounts import Account, AccountKind
 from ledger.errors import AccountNotFound, UnsupportedCurrency
 from ledger.ids import uuid7

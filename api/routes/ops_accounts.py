@@ -12,12 +12,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from api import audit, schemas, views
+from api import schemas, views
 from api.contract import declare
 from api.deps import AnyStaff, EngineDep, LedgerDep, Operator, client_ip
 from api.errors import ledger_errors, refusal
 from api.problems import Problem
 from api.routes.accounts import account_by_number
+from ledger import audit
 from ledger.errors import AccountNotFound, IllegalTransition, VersionConflict
 
 router = APIRouter(tags=["ops: accounts"])

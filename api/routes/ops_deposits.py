@@ -12,11 +12,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, idempotency, metrics, schemas
+from api import idempotency, metrics, schemas
 from api.contract import declare
 from api.deps import IdempotencyKey, Operator, RuntimeDep, client_ip
 from api.errors import ledger_errors, refusal
 from api.runtime import Runtime
+from ledger import audit
 from ledger.accounts import AccountKind
 from ledger.errors import AccountNotFound
 from ledger.money import Money

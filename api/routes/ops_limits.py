@@ -15,12 +15,13 @@ from fastapi import APIRouter, Header, Request, Response
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from api import audit, views
+from api import views
 from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, Operator, StaffPrincipal, client_ip
 from api.problems import Problem, not_found
 from api.routes.ops_accounts import _expected_version as expected_version
 from api.schemas_risk import CurrencyLimit, Limits, LimitsIn
+from ledger import audit
 from ledger.db import Conn, transaction
 from ledger.errors import VersionConflict
 from risk import limits as risk_limits

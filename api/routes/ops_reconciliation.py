@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api import audit, idempotency
+from api import idempotency
 from api.contract import declare, translator
 from api.deps import AnyStaff, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import from_ledger
@@ -37,6 +37,7 @@ from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
 from api.runtime import Runtime
 from api.schemas import InstantOrDate
+from ledger import audit
 from ledger.db import Conn, connection
 from ledger.errors import LedgerError
 from ledger.ids import uuid7

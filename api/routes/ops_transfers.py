@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, metrics, schemas, transfer_flow, views
+from api import metrics, schemas, transfer_flow, views
 from api.contract import declare
 from api.deps import AnyStaff, Approver, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import ledger_errors, refusal
@@ -18,6 +18,7 @@ from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
 from api.routes.transfers import StatusFilter
 from api.runtime import Runtime
+from ledger import audit
 from ledger.errors import TransferNotFound
 from ledger.states import TransferStatus
 from ledger.transfers import Transfer

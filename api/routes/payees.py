@@ -11,13 +11,13 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, challenges, schemas, views
+from api import challenges, schemas, views
 from api.contract import declare
 from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep, record_foreign_access
 from api.errors import refusal
 from api.routes.accounts import account_by_number
 from api.runtime import Runtime
-from ledger import account_numbers, payees
+from ledger import account_numbers, audit, payees
 from ledger.db import Conn, transaction
 from ledger.ids import uuid7
 from otp.codes import Binding

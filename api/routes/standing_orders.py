@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, challenges, idempotency, schemas, views
+from api import challenges, idempotency, schemas, views
 from api import standing_order_schedule as schedule
 from api.contract import declare
 from api.deps import (
@@ -34,7 +34,7 @@ from api.problems import Problem
 from api.routes.accounts import owned_account
 from api.routes.payees import owned_payee
 from api.runtime import Runtime
-from ledger import account_numbers, payees
+from ledger import account_numbers, audit, payees
 from ledger import standing_orders as so
 from ledger.db import Conn, connection, transaction
 from ledger.errors import AccountNotFound

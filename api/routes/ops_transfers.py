@@ -16,8 +16,8 @@ from api.deps import AnyStaff, Approver, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.transfers import StatusFilter
 from api.runtime import Runtime
+from api.schemas import StatusFilter
 from ledger import audit
 from ledger.errors import TransferNotFound
 from ledger.states import TransferStatus

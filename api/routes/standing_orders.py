@@ -29,10 +29,9 @@ from api.deps import (
     record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
+from api.lookups import owned_account, owned_payee
 from api.pagination import DEFAULT_LIMIT, Limit
 from api.problems import Problem
-from api.routes.accounts import owned_account
-from api.routes.payees import owned_payee
 from api.runtime import Runtime
 from ledger import account_numbers, audit, payees
 from ledger import standing_orders as so

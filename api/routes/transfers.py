@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -30,9 +30,9 @@ from api.deps import (
     record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
+from api.lookups import account_by_number, owned_account
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.accounts import account_by_number, owned_account
 from api.runtime import Runtime
 from ledger import payees
 from ledger.accounts import Account, AccountKind
@@ -64,10 +64,6 @@ TRANSFER_REFUSALS = (
     "payee_not_trusted",
     "limit_exceeded",
 )
-
-StatusFilter = Literal[
-    "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
-]
 
 
 def owned_transfer(ledger: Ledger, customer: CustomerPrincipal, transfer_id: UUID) -> Transfer:
@@ -271,7 +267,7 @@ async def create_transfer(
 def list_transfers(
     customer: CurrentCustomer,
     runtime: RuntimeDep,
-    status: Annotated[StatusFilter | None, Query()] = None,
+    status: Annotated[schemas.StatusFilter | None, Query()] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> schemas.Page[schemas.Transfer]:

@@ -16,7 +16,6 @@ import pytest
 
 from api import schemas, schemas_risk
 from api.routes import ops_reconciliation, ops_reversals
-from api.routes import transfers as transfers_route
 from ledger import states
 from ledger.outbox import EVENT_TOPICS
 from relay.topics import TOPICS
@@ -64,7 +63,7 @@ API_LITERALS: list[tuple[type[StrEnum], Any]] = [
     (states.RiskAction, rules.Action),
     (states.ReversalStatus, ops_reversals.ReversalStatus),
     (states.ReconRunStatus, ops_reconciliation.RunStarted.model_fields["status"].annotation),
-    (states.TransferStatus, transfers_route.StatusFilter),
+    (states.TransferStatus, schemas.StatusFilter),
 ]
 
 

@@ -13,13 +13,11 @@ reverse (compensating legs).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -27,6 +25,7 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pg_errors
 
+from ledger import cursors
 from ledger.accounts import COLUMNS as ACCOUNT_COLUMNS
 from ledger.accounts import AccountKind, check_active
 from ledger.accounts import from_row as account_from_row
@@ -38,7 +37,6 @@ from ledger.errors import (
     DuplicatePosting,
     FxQuoteRequired,
     IllegalTransition,
-    InvalidCursor,
     SameAccount,
     TransferNotFound,
     VersionConflict,
@@ -532,20 +530,6 @@ def reverse_transfer(
     raise VersionConflict("transfer", transfer_id, -1, None)
 
 
-def _encode_cursor(created_at: datetime, transfer_id: UUID) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{transfer_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at_text, id_text = raw.split("|")
-        return datetime.fromisoformat(at_text), UUID(id_text)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise InvalidCursor(f"invalid cursor: {cursor!r}") from exc
-
-
 def list_transfers(
     conn: Conn,
     *,
@@ -568,12 +552,12 @@ def list_transfers(
         where.append("status = %(status)s")
         params["status"] = TransferStatus(status).value
     if cursor is not None:
-        params["at"], params["tid"] = _decode_cursor(cursor)
+        params["at"], params["tid"] = cursors.decode(cursor)
         where.append("(created_at, id) < (%(at)s, %(tid)s)")
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM transfers WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %(n)s",
         params,
     ).fetchall()
     items = [from_row(r) for r in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = cursors.encode(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items, next_cursor)

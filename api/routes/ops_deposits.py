@@ -89,14 +89,7 @@ def _deposit(runtime: Runtime, body: schemas.DepositIn, deposit_id: UUID, actor:
 async def create_deposit(
     body: schemas.DepositIn, staff: Operator, key: IdempotencyKey, request: Request, runtime: RuntimeDep
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=staff.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, staff.scope, key)
     ip = client_ip(request)
 
     async def work(deposit_id: UUID) -> Response:

@@ -111,14 +111,7 @@ async def maybe_idempotent(
     """`work(new id)`, under the Idempotency-Key when the client sent one."""
     if key is None or not key.strip():
         return await work(uuid7())
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=staff.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, staff.scope, key)
     return await idempotency.run(runtime.engine, req, work)
 
 

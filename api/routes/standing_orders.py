@@ -143,14 +143,7 @@ async def create_standing_order(
     request: Request,
     runtime: RuntimeDep,
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=customer.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, customer.scope, key)
 
     def create(order_id: UUID) -> schemas.StandingOrder:
         source = owned_account(runtime.ledger, customer, body.source_account_id)

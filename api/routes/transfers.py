@@ -198,14 +198,7 @@ async def create_transfer(
     request: Request,
     runtime: RuntimeDep,
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=customer.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, customer.scope, key)
 
     async def work(transfer_id: UUID) -> Response:
         destination = await run_in_threadpool(_resolve, runtime.ledger, customer, body)

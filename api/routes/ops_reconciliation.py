@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api import idempotency
+from api import errors, idempotency
 from api.contract import declare, translator
 from api.deps import AnyStaff, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import from_ledger
@@ -53,24 +53,10 @@ router = APIRouter(tags=["ops: reconciliation"])
 MAX_STATEMENT_BYTES: Final = 10 * 1024 * 1024
 STATEMENTS_PATH: Final = "/reconciliation/statements"
 
-_STATUS: Final = {
-    "reconciliation_run_not_found": 404,
-    "reversal_not_found": 404,
-    "statement_not_found": 404,
-    "four_eyes_required": 403,
-    "not_reversible": 409,
-    "reversal_not_pending": 409,
-    "reversal_would_overdraw": 409,
-    "invalid_statement": 422,
-    "not_a_settlement_account": 422,
-}
-_TITLES: Final = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Request refused"}
-
-
 @translator
 def problem_of(err: ReconError) -> Problem:
-    status = _STATUS.get(err.code, 422)
-    return Problem(status, err.code, _TITLES.get(status, "Request refused"), str(err), **err.extra())
+    status = errors.status_for(err.code)
+    return Problem(status, err.code, errors.title_for(status), str(err), **err.extra())
 
 
 @translator

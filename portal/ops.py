@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from ledger import account_numbers
-from ledger.states import ReversalStatus, TransferStatus
+from ledger.states import ReconRunStatus, ReversalStatus, TransferStatus
 from portal import format as fmt
 from portal import totp, web
 from portal.apiclient import ApiProblem
@@ -39,7 +39,7 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 TRANSFER_STATUSES = tuple(TransferStatus)
 # Reconciliation run statuses after which nothing changes (the poller stops there).
-RUN_DONE = frozenset({"passed", "failed"})
+RUN_DONE = frozenset({ReconRunStatus.PASSED, ReconRunStatus.FAILED})
 
 
 def require(page: Page, key: str) -> None:

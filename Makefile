@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
+.PHONY: setup run check test test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
@@ -22,8 +22,16 @@ $(STAMP): pyproject.toml security/requirements.lock scripts/system-deps.sh
 run: setup
 	@$(VENV)/bin/ledgerflow up
 
-## Set up, then run every test against real PostgreSQL, Temporal and Kafka.
-test: setup
+## The static checks, each of which fails the build: lint, format, types (strict, tests
+## included) and the layer contracts of DESIGN.md (import-linter, [tool.importlinter]).
+check: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports
+
+## Set up, check, then run every test against real PostgreSQL, Temporal and Kafka.
+test: check
 	@$(PY) -m pytest
 
 test-fast: setup

@@ -45,6 +45,11 @@ class ReconciliationActivities:
             self.finish_run,
         ]
 
+    @staticmethod
+    def check(name: str) -> Callable[[ReconciliationActivities, CheckInput], Any]:
+        """The activity method that runs check `name` (one of recon.io.CHECK_NAMES)."""
+        return CHECKS[name]
+
     @activity.defn(name="recon_begin_run")
     def begin_run(self, data: BeginRunInput) -> None:
         with UnitOfWork(self._engine) as uow:
@@ -150,3 +155,14 @@ class ReconciliationActivities:
             status, alert = runs.finish_run(conn, UUID(data.run_id), list(data.checks))
             uow.commit()
         return RunSummary(data.run_id, status, [c.name for c in data.checks if not c.ok], alert)
+
+
+# Check name -> its activity (the activity type is `recon_check_<name>`, as histories recorded).
+CHECKS: dict[str, Callable[[ReconciliationActivities, CheckInput], Any]] = {
+    "trial_balance": ReconciliationActivities.check_trial_balance,
+    "projections": ReconciliationActivities.check_projections,
+    "holds": ReconciliationActivities.check_holds,
+    "outbox_published": ReconciliationActivities.check_outbox_published,
+    "consumer_counts": ReconciliationActivities.check_consumer_counts,
+    "stuck_transfers": ReconciliationActivities.check_stuck_transfers,
+}

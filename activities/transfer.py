@@ -42,6 +42,7 @@ from ledger.fx import FxQuote
 from ledger.money import Money
 from ledger.payees import ScaExemption
 from ledger.service import Ledger
+from ledger.states import OtpOutcome
 from ledger.transfers import Transfer, TransferStatus
 from ledger.uow import UnitOfWork
 from otp import store as otp_store
@@ -268,7 +269,7 @@ class TransferActivities:
                 code=request.code,
                 now=self._clock(),
             )
-            if result.outcome == "accepted" and not result.replayed:
+            if result.outcome == OtpOutcome.ACCEPTED and not result.replayed:
                 # Approval and the status change commit together: a crash between them
                 # cannot leave an approved transfer looking as if it still waits for a code.
                 with business_errors():

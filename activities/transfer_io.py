@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.states import TransferStatus
+
 
 @dataclass(frozen=True)
 class TransferRequest:
@@ -63,7 +65,7 @@ class VerifyOtpInput:
     code: str
     # Where an accepted code moves the transfer, in the same transaction as the check:
     # `processing`, or `in_review` when the amount needs ops review.
-    next_status: str = "processing"
+    next_status: str = TransferStatus.PROCESSING
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class OtpSubmission:
     code: str
     # Where an accepted code moves the transfer, in the same transaction as the check:
     # `processing`, or `in_review` when the amount needs ops review.
-    next_status: str = "processing"
+    next_status: str = TransferStatus.PROCESSING
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from uuid import UUID
 from api.problems import Problem
 from config.settings import Settings
 from ledger.db import Conn
+from ledger.states import OtpChallengeState, OtpOutcome
 from otp import store as otp_store
 from otp.codes import Binding
 from otp.delivery import OtpMessage, SealsText, request_otp_message
 
-ACCEPTED: Final = "accepted"
+ACCEPTED: Final = OtpOutcome.ACCEPTED
 
 
 def issue(
@@ -69,8 +70,8 @@ def check(conn: Conn, settings: Settings, *, binding: Binding, code: str) -> otp
     row = conn.execute(
         "SELECT state FROM otp_challenges WHERE transfer_id = %s FOR UPDATE", (binding.transfer_id,)
     ).fetchone()
-    if row is None or row[0] != "pending":
-        return otp_store.CheckResult("not_pending", 0)
+    if row is None or row[0] != OtpChallengeState.PENDING:
+        return otp_store.CheckResult(OtpOutcome.NOT_PENDING, 0)
     return otp_store.check(
         conn,
         key=settings.otp_key_bytes(),
@@ -82,17 +83,17 @@ def check(conn: Conn, settings: Settings, *, binding: Binding, code: str) -> otp
 
 
 def not_pending(what: str) -> Problem:
-    return refusal(otp_store.CheckResult("not_pending", 0), what)
+    return refusal(otp_store.CheckResult(OtpOutcome.NOT_PENDING, 0), what)
 
 
 def refusal(result: otp_store.CheckResult, what: str) -> Problem:
     """The problem for a check that did not accept the code (after its transaction committed,
     so a wrong code's spent attempt stays spent)."""
-    if result.outcome == "invalid":
+    if result.outcome == OtpOutcome.INVALID:
         return Problem(
             422, "invalid_otp", "Invalid code", "The code is not correct.", attempts_left=result.attempts_left
         )
-    if result.outcome == "locked":
+    if result.outcome == OtpOutcome.LOCKED:
         return Problem(
             422,
             "invalid_otp",
@@ -100,7 +101,7 @@ def refusal(result: otp_store.CheckResult, what: str) -> Problem:
             f"The code is not correct and no attempts are left: the {what} can no longer be confirmed.",
             attempts_left=0,
         )
-    if result.outcome == "throttled":
+    if result.outcome == OtpOutcome.THROTTLED:
         return Problem(
             429,
             "otp_throttled",

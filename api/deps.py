@@ -18,10 +18,11 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from api import audit, metrics, security
+from api import metrics, security
 from api.idempotency import MAX_KEY_LENGTH
 from api.problems import Problem
 from api.runtime import Runtime
+from ledger import audit
 from ledger.service import Ledger
 
 customer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", scheme_name="CustomerToken", auto_error=False)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
 
-from fastapi import Response
+from fastapi import Request, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -63,6 +63,16 @@ class IdempotentRequest:
     method: str
     path: str
     request_hash: str
+
+
+async def request_of(request: Request, principal: str, key: str) -> IdempotentRequest:
+    """The idempotent request of an HTTP request under `key`: scoped to the principal, bound to
+    its method, path and (canonical) body. Every idempotent route builds it here."""
+    method, path = request.method, request.url.path
+    body = await request.body()
+    return IdempotentRequest(
+        principal=principal, key=key, method=method, path=path, request_hash=request_hash(method, path, body)
+    )
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api import audit, metrics, second_factor, security, throttle
+from api import metrics, second_factor, security, throttle
 from api.deps import client_ip
 from api.problems import Problem
 from api.schemas import Token
+from ledger import audit
 from security.sealed import Sealer
 
 _TABLES: Final = {security.CUSTOMER: "customers", security.STAFF: "staff"}

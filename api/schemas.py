@@ -77,6 +77,10 @@ ScaExemption = Literal["trusted_payee", "recurring"]
 TransferStatus = Literal[
     "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
 ]
+# The list filters' `status` query parameter (both realms).
+StatusFilter = Literal[
+    "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
+]
 
 
 def _no_nul_in_strings(schema: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Final
 
 from sqlalchemy.engine import Connection
 
-from api import audit
+from ledger import audit
 from mfa import store
 from security.sealed import Sealer
 

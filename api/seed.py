@@ -15,10 +15,10 @@ from typing import Final, Literal
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from api import audit
 from api.routes.ops_staff import insert_staff
 from api.security import STAFF
 from config.settings import Settings
+from ledger import audit
 from ledger.db import make_engine
 from ledger.money import CURRENCY_EXPONENTS
 from ledger.service import Ledger

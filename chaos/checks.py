@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 
 NON_TERMINAL = ("pending_otp", "processing", "in_review")
 
@@ -51,8 +52,11 @@ def kafka_posted_ids(bootstrap: str) -> tuple[set[str], int]:
         msg = consumer.poll(1.0)
         if msg is None or msg.error():
             continue
-        positions[msg.partition()] = msg.offset() + 1
-        event = json.loads(msg.value())
+        partition, offset, value = msg.partition(), msg.offset(), msg.value()
+        if partition is None or offset is None or value is None:
+            continue  # only a message without a partition or value (an error) lacks them
+        positions[partition] = offset + 1
+        event = json.loads(value)
         if event.get("type") == "transfer.posted":
             seen += 1
             ids.add(event["id"])
@@ -63,7 +67,10 @@ def kafka_posted_ids(bootstrap: str) -> tuple[set[str], int]:
 def check_invariants(engine: Engine, bootstrap: str, negative_reads: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with engine.connect() as conn:
-        q = lambda sql: conn.execute(text(sql)).all()  # noqa: E731 - a local shorthand
+
+        def q(sql: str) -> Sequence[Row[Any]]:
+            return conn.execute(text(sql)).all()
+
         stuck = q("SELECT id, status FROM transfers WHERE status IN ('pending_otp', 'processing', 'in_review')")
         results["every_transfer_terminal"] = not stuck
         unbalanced = q(

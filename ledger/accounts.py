@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
@@ -25,22 +24,10 @@ from ledger.errors import (
 from ledger.ids import house_account_id
 from ledger.money import validate_currency
 from ledger.outbox import insert_event, make_event
-
-
-class AccountKind(StrEnum):
-    CUSTOMER = "customer"
-    SETTLEMENT = "settlement"  # money from outside: debited by deposits
-    FX_LIQUIDITY = "fx_liquidity"  # FX legs pass through it
-    FX_REVENUE = "fx_revenue"  # the spread
-
+from ledger.states import AccountKind as AccountKind  # re-exported: the enum's old home
+from ledger.states import AccountStatus as AccountStatus
 
 HOUSE_KINDS: Final = (AccountKind.SETTLEMENT, AccountKind.FX_LIQUIDITY, AccountKind.FX_REVENUE)
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    FROZEN = "frozen"
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,15 +11,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from ledger import cursors
 from ledger.db import Conn
-from ledger.errors import AccountNotFound, InvalidCursor
+from ledger.errors import AccountNotFound
 from ledger.legs import Direction
 
 T = TypeVar("T")
@@ -94,20 +93,6 @@ def balance_as_of(conn: Conn, account_id: UUID, as_of: datetime) -> Balance:
     return Balance(account_id, currency, ledger_minor, held_minor, ledger_minor - held_minor, as_of, None)
 
 
-def _encode_cursor(posted_at: datetime, entry_id: UUID) -> str:
-    raw = f"{posted_at.astimezone(UTC).isoformat()}|{entry_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at_text, id_text = raw.split("|")
-        return datetime.fromisoformat(at_text), UUID(id_text)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise InvalidCursor(f"invalid cursor: {cursor!r}") from exc
-
-
 def statement(conn: Conn, account_id: UUID, limit: int = 50, cursor: str | None = None) -> Page[StatementEntry]:
     """Entries of the account, newest first, each with its running balance.
 
@@ -122,7 +107,7 @@ def statement(conn: Conn, account_id: UUID, limit: int = 50, cursor: str | None 
     params: dict[str, object] = {"account": account_id, "n": limit + 1}
     after = ""
     if cursor is not None:
-        params["at"], params["eid"] = _decode_cursor(cursor)
+        params["at"], params["eid"] = cursors.decode(cursor)
         # Entries of one account have distinct posted_at (unique index), so the bound on
         # posted_at alone is exact; the id term only keeps the (posted_at, id) contract.
         after = "AND e.posted_at <= %(at)s AND (e.posted_at < %(at)s OR e.id < %(eid)s)"
@@ -151,7 +136,7 @@ def statement(conn: Conn, account_id: UUID, limit: int = 50, cursor: str | None 
         )
         for r in rows[:limit]
     ]
-    next_cursor = _encode_cursor(items[-1].posted_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = cursors.encode(items[-1].posted_at, items[-1].id) if len(rows) > limit else None
     return Page(items, next_cursor)
 
 

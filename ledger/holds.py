@@ -15,19 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
 from ledger.db import Conn
 from ledger.errors import HoldNotFound
-
-
-class HoldState(StrEnum):
-    PENDING = "pending"
-    POSTED = "posted"
-    VOIDED = "voided"
-    EXPIRED = "expired"
+from ledger.states import HoldState as HoldState  # re-exported: the enum's old home
 
 
 @dataclass(frozen=True, slots=True)

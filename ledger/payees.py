@@ -12,23 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
 from ledger.db import Conn
 from ledger.errors import LedgerError
-
-
-class PayeeStatus(StrEnum):
-    PENDING_OTP = "pending_otp"
-    TRUSTED = "trusted"
-    DELETED = "deleted"
-
-
-class ScaExemption(StrEnum):
-    TRUSTED_PAYEE = "trusted_payee"  # RTS Art. 13
-    RECURRING = "recurring"  # RTS Art. 14: a standing order's run
+from ledger.states import PayeeStatus as PayeeStatus  # re-exported: the enum's old home
+from ledger.states import ScaExemption as ScaExemption
 
 
 class PayeeNotFound(LedgerError):

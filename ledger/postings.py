@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -19,15 +18,7 @@ from ledger.db import Conn
 from ledger.errors import DuplicatePosting
 from ledger.legs import Direction, Leg, check_balanced
 from ledger.outbox import OutboxEvent, event_param
-
-
-class TransactionKind(StrEnum):
-    DEPOSIT = "deposit"
-    TRANSFER = "transfer"
-    FX_TRANSFER = "fx_transfer"
-    REVERSAL = "reversal"
-    HOLD_POSTING = "hold_posting"
-    ADJUSTMENT = "adjustment"
+from ledger.states import TransactionKind as TransactionKind  # re-exported: the enum's old home
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import Engine
@@ -51,6 +52,9 @@ class Deposit:
     currency: str
     posted_at: datetime
     replayed: bool
+
+
+T = TypeVar("T")
 
 
 class Ledger:
@@ -218,17 +222,7 @@ class Ledger:
     def _post_ensuring_house(
         self, conn: Conn, posting: Posting, transaction_id: UUID, currencies: list[str]
     ) -> PostingResult:
-        """Post; if a house account of these currencies is missing, create them and retry once."""
-        try:
-            with _translated(), retryable_statement(conn):
-                return postings_mod.post(conn, posting, transaction_id)
-        except AccountNotFound as exc:
-            house_ids = {str(house_account_id(k, c)) for k in accounts_mod.HOUSE_KINDS for c in currencies}
-            if str(exc.account_id) not in house_ids:
-                raise
-        with conn.transaction():
-            accounts_mod.ensure_house_accounts(conn, currencies)
-        return postings_mod.post(conn, posting, transaction_id)
+        return _ensuring_house(conn, lambda: postings_mod.post(conn, posting, transaction_id), lambda: currencies)
 
     def post(self, posting: Posting, *, transaction_id: UUID | None = None) -> PostingResult:
         """Low-level: write any balanced posting (adjustments, tests). Idempotent by
@@ -359,18 +353,12 @@ class Ledger:
             was voided or expired); VersionConflict (lost repeated races).
         """
         with self._autocommit() as conn:
-            try:
-                with _translated(), retryable_statement(conn):
-                    return transfers_mod.post_transfer(conn, transfer_id, fx)
-            except AccountNotFound as exc:
+
+            def currencies() -> list[str]:
                 transfer = transfers_mod.get_transfer(conn, transfer_id)
-                currencies = [transfer.source_currency, transfer.destination_currency]
-                house_ids = {str(house_account_id(k, c)) for k in accounts_mod.HOUSE_KINDS for c in currencies}
-                if str(exc.account_id) not in house_ids:
-                    raise
-            with conn.transaction():
-                accounts_mod.ensure_house_accounts(conn, currencies)
-            return transfers_mod.post_transfer(conn, transfer_id, fx)
+                return [transfer.source_currency, transfer.destination_currency]
+
+            return _ensuring_house(conn, lambda: transfers_mod.post_transfer(conn, transfer_id, fx), currencies)
 
     def reverse_transfer(self, reversal_id: UUID, transfer_id: UUID, reason: str | None = None) -> TransferPosting:
         """Compensating transaction for a posted transfer (its legs inverted), status
@@ -428,3 +416,21 @@ class Ledger:
         """Outbox rows of a transfer (or account), oldest first, with published_at."""
         with self._autocommit() as conn:
             return outbox_mod.events_for_key(conn, key)
+
+
+def _ensuring_house(conn: Conn, attempt: Callable[[], T], currencies: Callable[[], list[str]]) -> T:
+    """Run `attempt`; if it fails because a house account of `currencies()` is missing, create
+    the house accounts of those currencies and run it once more (the one place that retries so;
+    `currencies` is asked only then). Inside a unit of work the attempt runs in a savepoint
+    (ledger.db.retryable_statement), so its failure leaves the caller's transaction usable."""
+    try:
+        with _translated(), retryable_statement(conn):
+            return attempt()
+    except AccountNotFound as exc:
+        wanted = currencies()
+        house_ids = {str(house_account_id(k, c)) for k in accounts_mod.HOUSE_KINDS for c in wanted}
+        if str(exc.account_id) not in house_ids:
+            raise
+    with conn.transaction():
+        accounts_mod.ensure_house_accounts(conn, wanted)
+    return attempt()

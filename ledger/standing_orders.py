@@ -17,7 +17,6 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
@@ -26,19 +25,10 @@ from ledger.errors import LedgerError
 from ledger.ids import derived_id
 from ledger.money import Money
 from ledger.outbox import insert_events, make_event
+from ledger.states import Frequency as Frequency  # re-exported: the enum's old home
+from ledger.states import StandingOrderStatus
 
-
-class OrderStatus(StrEnum):
-    PENDING_OTP = "pending_otp"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-
-
-class Frequency(StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
+OrderStatus = StandingOrderStatus  # its name before ledger.states
 
 
 class StandingOrderNotFound(LedgerError):

@@ -13,21 +13,19 @@ reverse (compensating legs).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pg_errors
 
+from ledger import cursors
 from ledger.accounts import COLUMNS as ACCOUNT_COLUMNS
 from ledger.accounts import AccountKind, check_active
 from ledger.accounts import from_row as account_from_row
@@ -40,7 +38,6 @@ from ledger.errors import (
     FxQuoteRequired,
     IllegalTransition,
     InsufficientFunds,
-    InvalidCursor,
     SameAccount,
     TransferNotFound,
     VersionConflict,
@@ -50,19 +47,7 @@ from ledger.ids import event_id, uuid7
 from ledger.legs import Leg
 from ledger.money import Money
 from ledger.postings import PostedLeg, TransactionKind, leg_arrays, transaction_legs
-
-
-class TransferStatus(StrEnum):
-    PENDING_OTP = "pending_otp"
-    PROCESSING = "processing"
-    IN_REVIEW = "in_review"
-    POSTED = "posted"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    REVERSED = "reversed"
-
+from ledger.states import TransferStatus as TransferStatus  # re-exported: the enum's old home
 
 S = TransferStatus
 # The status graph of docs/api.md: what each status may become.
@@ -612,20 +597,6 @@ def reverse_transfer(
     raise VersionConflict("transfer", transfer_id, -1, None)
 
 
-def _encode_cursor(created_at: datetime, transfer_id: UUID) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{transfer_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at_text, id_text = raw.split("|")
-        return datetime.fromisoformat(at_text), UUID(id_text)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise InvalidCursor(f"invalid cursor: {cursor!r}") from exc
-
-
 def list_transfers(
     conn: Conn,
     *,
@@ -648,12 +619,12 @@ def list_transfers(
         where.append("status = %(status)s")
         params["status"] = TransferStatus(status).value
     if cursor is not None:
-        params["at"], params["tid"] = _decode_cursor(cursor)
+        params["at"], params["tid"] = cursors.decode(cursor)
         where.append("(created_at, id) < (%(at)s, %(tid)s)")
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM transfers WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %(n)s",
         params,
     ).fetchall()
     items = [from_row(r) for r in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = cursors.encode(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items, next_cursor)

@@ -14,6 +14,7 @@ from typing import Any, LiteralString
 from psycopg.rows import dict_row
 
 from ledger.db import Conn
+from ledger.states import OtpChallengeState, OtpOutcome
 from otp.codes import Binding, code_hash, generate_code, matches
 
 # OWASP ASVS 2.2.1: no more than 100 failed attempts per hour per account, across transfers.
@@ -100,24 +101,29 @@ def check(conn: Conn, *, key: bytes, binding: Binding, submission_id: str, code:
         return CheckResult(seen["outcome"], seen["attempts_left"], replayed=True)
 
     attempts_left = int(challenge["attempts_left"])
-    if challenge["state"] == "used":
+    if challenge["state"] == OtpChallengeState.USED:
         # Single use, enforced here too: a new submission of the spent code is not accepted
         # again (a retry of the accepting submission got its answer from `seen` above).
-        outcome = "not_pending"
-    elif challenge["state"] in ("locked", "expired"):
-        outcome = str(challenge["state"])
+        outcome = OtpOutcome.NOT_PENDING
+    elif challenge["state"] in (OtpChallengeState.LOCKED, OtpChallengeState.EXPIRED):
+        outcome = OtpOutcome(challenge["state"])
     elif now >= challenge["expires_at"]:
-        outcome = "expired"
-        _set_state(conn, binding.transfer_id, "expired", attempts_left)
+        outcome = OtpOutcome.EXPIRED
+        _set_state(conn, binding.transfer_id, OtpChallengeState.EXPIRED, attempts_left)
     elif _recent_failures(conn, str(challenge["customer_id"]), now) >= CUSTOMER_FAILURES_PER_HOUR:
-        outcome = "throttled"
+        outcome = OtpOutcome.THROTTLED
     elif matches(key, binding, code, challenge["code_hash"]):
-        outcome = "accepted"
-        _set_state(conn, binding.transfer_id, "used", attempts_left)
+        outcome = OtpOutcome.ACCEPTED
+        _set_state(conn, binding.transfer_id, OtpChallengeState.USED, attempts_left)
     else:
         attempts_left -= 1
-        outcome = "locked" if attempts_left <= 0 else "invalid"
-        _set_state(conn, binding.transfer_id, "locked" if attempts_left <= 0 else "pending", attempts_left)
+        outcome = OtpOutcome.LOCKED if attempts_left <= 0 else OtpOutcome.INVALID
+        _set_state(
+            conn,
+            binding.transfer_id,
+            OtpChallengeState.LOCKED if attempts_left <= 0 else OtpChallengeState.PENDING,
+            attempts_left,
+        )
         conn.execute(
             "INSERT INTO otp_failures (customer_id, transfer_id, failed_at) VALUES (%(c)s, %(t)s, %(now)s)",
             {"c": challenge["customer_id"], "t": binding.transfer_id, "now": now},

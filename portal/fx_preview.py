@@ -2,15 +2,19 @@
 
 A transfer's `currency` names its fixed side: the source's currency (what leaves) or the
 payee's (what arrives). The quote endpoint fixes the source side, so for a payee-fixed amount
-the preview scales a quote of a large round amount; it is marked "about" either way, and the
-firm rate is taken when the customer confirms with the code.
+the preview runs the quote's rate and spread through ledger.fx.convert with the payee's side
+fixed; it is marked "about" either way, and the firm rate is taken when the customer confirms
+with the code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from ledger.errors import LedgerError
+from ledger.fx import FixedSide, convert
 from portal import format as fmt
 from portal.apiclient import ApiClient, ApiProblem
 
@@ -66,15 +70,24 @@ async def preview(
         )
     if currency != destination_currency:
         raise ApiProblem(422, {"code": "currency_mismatch"})
-    # Payee-fixed: quote a million source units and scale (ceiling: never promise less than it costs).
+    # Payee-fixed: the quote's rate and spread through the ledger's own conversion, the one the
+    # firm posting uses (rounding in the house's favour), on any amount of the source side.
     probe = 1_000_000 * 10 ** fmt.exponent(source_currency)
     q = await api.get(
         "/v1/fx/quote", source_currency=source_currency, destination_currency=destination_currency, amount_minor=probe
     )
-    received = int(q["destination_amount_minor"])
-    if received <= 0:
-        raise ApiProblem(422, {"code": "quote_unavailable"})
-    source_minor = -(-amount_minor * probe // received)
+    try:
+        conversion = convert(
+            source_currency,
+            destination_currency,
+            FixedSide.DESTINATION,
+            amount_minor,
+            Decimal(str(q["rate"])),
+            int(q["spread_bps"]),
+        )
+    except LedgerError as err:
+        raise ApiProblem(422, {"code": "quote_unavailable"}) from err
+    source_minor = conversion.source_amount_minor
     return Preview(
         source_minor=source_minor,
         source_currency=source_currency,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ledger.states import TransferStatus as S
 from portal.format import format_money
 
 PROBLEM_MESSAGES: Final[Mapping[str, str]] = {
@@ -86,20 +87,20 @@ FAILURE_REASONS: Final[Mapping[str, str]] = {
 }
 
 STATUS_LABELS: Final[Mapping[str, str]] = {
-    "pending_otp": "Waiting for your code",
-    "processing": "Processing",
-    "in_review": "Being reviewed",
-    "posted": "Posted",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "expired": "Expired",
-    "rejected": "Rejected",
-    "reversed": "Reversed",
+    S.PENDING_OTP: "Waiting for your code",
+    S.PROCESSING: "Processing",
+    S.IN_REVIEW: "Being reviewed",
+    S.POSTED: "Posted",
+    S.FAILED: "Failed",
+    S.CANCELLED: "Cancelled",
+    S.EXPIRED: "Expired",
+    S.REJECTED: "Rejected",
+    S.REVERSED: "Reversed",
 }
 
 # Statuses a transfer never leaves (for the status page's poller): `posted` may later become
 # `reversed`, but only by an operator's action, not while the customer watches.
-TERMINAL_STATUSES: Final = frozenset({"posted", "failed", "cancelled", "expired", "rejected", "reversed"})
+TERMINAL_STATUSES: Final = frozenset({S.POSTED, S.FAILED, S.CANCELLED, S.EXPIRED, S.REJECTED, S.REVERSED})
 
 
 def problem_message(code: str, body: Mapping[str, Any] | None = None) -> str:

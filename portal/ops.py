@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from ledger import account_numbers
+from ledger.states import ReconRunStatus, ReversalStatus, TransferStatus
 from portal import format as fmt
 from portal import totp, web
 from portal.apiclient import ApiProblem
@@ -36,19 +37,9 @@ async def _enrolled(page: SignedIn) -> Page:
 Staff = Annotated[Page, Depends(_enrolled)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
-TRANSFER_STATUSES = (
-    "pending_otp",
-    "processing",
-    "in_review",
-    "posted",
-    "failed",
-    "cancelled",
-    "expired",
-    "rejected",
-    "reversed",
-)
+TRANSFER_STATUSES = tuple(TransferStatus)
 # Reconciliation run statuses after which nothing changes (the poller stops there).
-RUN_DONE = frozenset({"passed", "failed"})
+RUN_DONE = frozenset({ReconRunStatus.PASSED, ReconRunStatus.FAILED})
 
 
 def require(page: Page, key: str) -> None:
@@ -195,7 +186,7 @@ async def reject(page: Staff, transfer_id: UUID) -> Response:
 @router.get("/review")
 async def review(page: Staff, cursor: Cursor = None) -> Response:
     require(page, "review")
-    body = await page.api.get("/ops/v1/transfers", status="in_review", limit=50, cursor=cursor)
+    body = await page.api.get("/ops/v1/transfers", status=TransferStatus.IN_REVIEW, limit=50, cursor=cursor)
     return page.render(
         "ops/review.html", transfers=body["items"], next_cursor=body["next_cursor"], first_page=cursor is None
     )
@@ -203,7 +194,7 @@ async def review(page: Staff, cursor: Cursor = None) -> Response:
 
 # -- reversals (maker-checker) -------------------------------------------------------------------
 
-REVERSAL_STATUSES = ("pending_approval", "approved", "rejected")
+REVERSAL_STATUSES = tuple(ReversalStatus)
 
 
 @router.post("/transfers/{transfer_id}/reversals")

@@ -11,5 +11,5 @@
     export        account statement CSV for a period (point in time)
     audit_cli     `ledgerflow audit verify`
 
-Imports the ledger (and, for the audit check, api.audit); nothing here imports a workflow.
+Imports the ledger; nothing here imports a workflow or the API.
 """

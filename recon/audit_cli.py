@@ -1,4 +1,4 @@
-"""`ledgerflow audit verify`: walk the audit log's hash chain (api.audit.verify) and say
+"""`ledgerflow audit verify`: walk the audit log's hash chain (ledger.audit.verify) and say
 whether it holds.
 
 Exit codes: 0 the chain holds; 1 it is broken (the first bad record is named); 2 the
@@ -13,7 +13,7 @@ from datetime import UTC
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import audit
+from ledger import audit
 from ledger.db import normalize_url
 
 OK, BROKEN, UNREADABLE = 0, 1, 2

@@ -22,9 +22,10 @@ from sqlalchemy import Engine
 
 from ledger.balances import projection_mismatches, trial_balance
 from ledger.db import Conn, connection
+from ledger.states import TransferStatus as S
 from recon.io import CheckResult, ReconciliationPolicy
 
-NON_TERMINAL = ("pending_otp", "in_review", "processing")
+NON_TERMINAL = (S.PENDING_OTP, S.IN_REVIEW, S.PROCESSING)
 
 
 @contextmanager
@@ -353,9 +354,9 @@ def stuck_candidates(conn: Conn, policy: ReconciliationPolicy, limit: int = 1000
         (list(NON_TERMINAL), policy.workflow_grace_s, limit),
     ).fetchall()
     deadlines: dict[str, float | None] = {
-        "pending_otp": float(policy.otp_ttl_s + policy.pending_otp_margin_s),
-        "processing": float(policy.processing_stuck_s),
-        "in_review": None,  # waits for a person: no deadline, but it needs its workflow
+        S.PENDING_OTP: float(policy.otp_ttl_s + policy.pending_otp_margin_s),
+        S.PROCESSING: float(policy.processing_stuck_s),
+        S.IN_REVIEW: None,  # waits for a person: no deadline, but it needs its workflow
     }
     out = []
     for transfer_id, status, workflow_id, updated_at, age_s, _ in rows:

@@ -20,11 +20,6 @@ CHECK_NAMES: Final = (
 )
 
 
-def check_activity(name: str) -> str:
-    """The activity that runs check `name`."""
-    return f"recon_check_{name}"
-
-
 @dataclass(frozen=True)
 class ReconciliationPolicy:
     """Thresholds of one run. Grace periods keep a healthy system's normal lag (the relay's

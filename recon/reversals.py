@@ -17,13 +17,12 @@ recorded on the reversal: a receivable from the payee that ops must collect.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from ledger import cursors
 from ledger.accounts import AccountKind, ensure_house_accounts
 from ledger.db import Conn
 from ledger.errors import IllegalTransition, TransferNotFound
@@ -270,10 +269,6 @@ def reject_reversal(conn: Conn, *, reversal_id: UUID, staff_id: UUID, reason: st
     return _from_row(row)
 
 
-def _cursor(at: datetime, rid: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.astimezone(UTC).isoformat()}|{rid}".encode()).decode().rstrip("=")
-
-
 def list_reversals(
     conn: Conn, *, status: str | None, transfer_id: UUID | None, limit: int, cursor: str | None
 ) -> tuple[list[Reversal], str | None]:
@@ -290,15 +285,11 @@ def list_reversals(
         where.append("transfer_id = %(transfer_id)s")
         params["transfer_id"] = transfer_id
     if cursor:
-        try:
-            at, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-            params["at"], params["rid"] = datetime.fromisoformat(at), UUID(rid)
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError("invalid cursor") from exc
+        params["at"], params["rid"] = cursors.decode(cursor)
         where.append("(requested_at, id) < (%(at)s, %(rid)s)")
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM reversals WHERE {' AND '.join(where)} ORDER BY requested_at DESC, id DESC LIMIT %(n)s",
         params,
     ).fetchall()
     items = [_from_row(r) for r in rows[:limit]]
-    return items, (_cursor(items[-1].requested_at, items[-1].id) if len(rows) > limit else None)
+    return items, (cursors.encode(items[-1].requested_at, items[-1].id) if len(rows) > limit else None)

@@ -8,16 +8,15 @@ the alarm's outbox row on an id derived from the run id.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from ledger import cursors
 from ledger.db import Conn
 from ledger.outbox import insert_event
 from recon import alerts
@@ -151,20 +150,6 @@ def get_run(conn: Conn, run_id: UUID) -> Run:
     return _run_from(row, checks)
 
 
-def _cursor(created_at: datetime, run_id: UUID) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{run_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, UUID]:
-    """Raises: ValueError (not a cursor of this list)."""
-    try:
-        at, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        return datetime.fromisoformat(at), UUID(rid)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("invalid cursor") from exc
-
-
 def list_runs(conn: Conn, *, limit: int, cursor: str | None) -> tuple[list[Run], str | None]:
     """Runs newest first, without their checks; keyset cursor on (created_at, id).
 
@@ -173,11 +158,11 @@ def list_runs(conn: Conn, *, limit: int, cursor: str | None) -> tuple[list[Run],
     params: dict[str, Any] = {"n": limit + 1}
     where = "TRUE"
     if cursor:
-        params["at"], params["rid"] = _decode(cursor)
+        params["at"], params["rid"] = cursors.decode(cursor)
         where = "(created_at, id) < (%(at)s, %(rid)s)"
     rows = conn.execute(
         f"SELECT {_RUN_COLUMNS} FROM reconciliation_runs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %(n)s",
         params,
     ).fetchall()
     runs = [_run_from(r, []) for r in rows[:limit]]
-    return runs, (_cursor(runs[-1].created_at, runs[-1].id) if len(rows) > limit else None)
+    return runs, (cursors.encode(runs[-1].created_at, runs[-1].id) if len(rows) > limit else None)

@@ -14,14 +14,16 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin re-exports it, untyped
 
+from ledger.states import Topic
+
 log = logging.getLogger(__name__)
 
 DAY_MS: Final = 24 * 60 * 60 * 1000
 
-TRANSFERS: Final = "ledgerflow.transfers"
-ACCOUNTS: Final = "ledgerflow.accounts"
-NOTIFICATIONS: Final = "ledgerflow.notifications"
-RISK: Final = "ledgerflow.risk"
+TRANSFERS: Final = Topic.TRANSFERS
+ACCOUNTS: Final = Topic.ACCOUNTS
+NOTIFICATIONS: Final = Topic.NOTIFICATIONS
+RISK: Final = Topic.RISK
 
 
 class TopicSetupError(Exception):
@@ -48,7 +50,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(TRANSFERS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(ACCOUNTS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(NOTIFICATIONS, partitions=3, retention_ms=1 * DAY_MS),
-    TopicSpec("ledgerflow.ops", partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
+    TopicSpec(Topic.OPS, partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
     # Risk verdicts, keyed by transfer id like the transfers they judge; kept as long.
     TopicSpec(RISK, partitions=6, retention_ms=7 * DAY_MS),
 )

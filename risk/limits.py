@@ -24,10 +24,11 @@ from uuid import UUID
 from ledger.db import Conn
 from ledger.errors import LedgerError, VersionConflict
 from ledger.money import validate_currency
+from ledger.states import TransferStatus as S
 
 DEFAULT_SCOPE: Final = "default"
 # Statuses whose hold went back: they no longer count against a limit.
-RELEASED: Final = ("failed", "cancelled", "expired", "rejected")
+RELEASED: Final = (S.FAILED, S.CANCELLED, S.EXPIRED, S.REJECTED)
 LIMIT_FIELDS: Final = ("per_transfer_max_minor", "daily_max_minor", "hourly_count_max")
 
 

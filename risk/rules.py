@@ -27,8 +27,8 @@ from typing import Any, Final, Literal
 
 from ledger.errors import LedgerError
 from ledger.money import validate_currency
+from ledger.states import RiskAction, Verdict
 
-Verdict = Literal["allow", "review", "block"]
 Action = Literal["review", "block"]
 
 RULE_NAMES: Final = ("velocity", "new_payee_amount", "amount_spike", "new_account")
@@ -98,11 +98,11 @@ def fires(rule: Rule, facts: Facts) -> bool:
 def assess(rules: Sequence[Rule], facts: Facts) -> Assessment:
     fired = [rule for rule in rules if rule.enabled and fires(rule, facts)]
     reasons = tuple(sorted(rule.name for rule in fired))
-    if any(rule.action == "block" for rule in fired):
-        return Assessment("block", reasons)
+    if any(RiskAction(rule.action) is RiskAction.BLOCK for rule in fired):
+        return Assessment(Verdict.BLOCK, reasons)
     if fired:
-        return Assessment("review", reasons)
-    return Assessment("allow", ())
+        return Assessment(Verdict.REVIEW, reasons)
+    return Assessment(Verdict.ALLOW, ())
 
 
 # Upper bounds that keep every window a valid interval for the database (and sane): a year of

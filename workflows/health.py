@@ -8,18 +8,16 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health import DbPingInput, DbPingResult
+    from activities.health import DbPingInput, DbPingResult, HealthActivities
 
 
 @workflow.defn(name="HealthCheck")
 class HealthCheckWorkflow:
     @workflow.run
     async def run(self, probe_id: str) -> DbPingResult:
-        result: DbPingResult = await workflow.execute_activity(
-            "db_ping",
+        return await workflow.execute_activity_method(
+            HealthActivities.db_ping,
             DbPingInput(probe_id=probe_id),
-            result_type=DbPingResult,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
-        return result

@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.reconciliation import ReconciliationActivities
     from recon.io import (
         CHECK_NAMES,
         BeginRunInput,
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationPolicy,
         RunInput,
         RunSummary,
-        check_activity,
     )
 
 DB_RETRY = RetryPolicy(
@@ -60,8 +60,8 @@ def workflow_id_for(run_id: str) -> str:
 class ReconciliationWorkflow:
     @workflow.run
     async def run(self, data: RunInput) -> RunSummary:
-        await workflow.execute_activity(
-            "recon_begin_run",
+        await workflow.execute_activity_method(
+            ReconciliationActivities.begin_run,
             BeginRunInput(
                 run_id=data.run_id,
                 trigger=data.trigger,
@@ -72,21 +72,18 @@ class ReconciliationWorkflow:
             retry_policy=DB_RETRY,
         )
         results = await asyncio.gather(*(self._check(name, data) for name in CHECK_NAMES))
-        summary: RunSummary = await workflow.execute_activity(
-            "recon_finish_run",
+        return await workflow.execute_activity_method(
+            ReconciliationActivities.finish_run,
             FinishRunInput(run_id=data.run_id, checks=list(results)),
-            result_type=RunSummary,
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        return summary
 
     async def _check(self, name: str, data: RunInput) -> CheckResult:
         try:
-            result: CheckResult = await workflow.execute_activity(
-                check_activity(name),
+            result: CheckResult = await workflow.execute_activity_method(
+                ReconciliationActivities.check(name),
                 CheckInput(run_id=data.run_id, policy=data.policy),
-                result_type=CheckResult,
                 start_to_close_timeout=CHECK_TIMEOUT,
                 retry_policy=CHECK_RETRY,
             )

@@ -17,12 +17,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.retention import RetentionActivities
     from recon.retention_io import (
         FinishSweepInput,
         StartSweepInput,
-        StartSweepResult,
         SweepBatchInput,
-        SweepBatchResult,
         SweepInput,
         SweepProgress,
     )
@@ -58,10 +57,9 @@ class RetentionSweepWorkflow:
         self._batches = request.batches
         cutoffs = request.cutoffs
         if not cutoffs:
-            started: StartSweepResult = await workflow.execute_activity(
-                "retention_start",
+            started = await workflow.execute_activity_method(
+                RetentionActivities.start,
                 StartSweepInput(run_id, workflow.info().workflow_id, request.policy),
-                result_type=StartSweepResult,
                 start_to_close_timeout=BATCH_TIMEOUT,
                 retry_policy=BATCH_RETRY,
             )
@@ -83,10 +81,9 @@ class RetentionSweepWorkflow:
                                 batches=self._batches,
                             )
                         )
-                    result: SweepBatchResult = await workflow.execute_activity(
-                        "retention_sweep_batch",
+                    result = await workflow.execute_activity_method(
+                        RetentionActivities.sweep_batch,
                         SweepBatchInput(run_id, cutoff.name, cutoff.cutoff, request.policy),
-                        result_type=SweepBatchResult,
                         start_to_close_timeout=BATCH_TIMEOUT,
                         retry_policy=BATCH_RETRY,
                     )
@@ -104,8 +101,8 @@ class RetentionSweepWorkflow:
         return self.progress()
 
     async def _finish(self, run_id: str, status: str, error: str | None) -> None:
-        await workflow.execute_activity(
-            "retention_finish",
+        await workflow.execute_activity_method(
+            RetentionActivities.finish,
             FinishSweepInput(run_id, status, error),
             start_to_close_timeout=BATCH_TIMEOUT,
             retry_policy=BATCH_RETRY,

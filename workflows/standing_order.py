@@ -18,7 +18,8 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePo
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.standing_order_io import BeginRunInput, BeginRunResult, StandingOrderRunInput
+    from activities.standing_order import StandingOrderActivities
+    from activities.standing_order_io import BeginRunInput, StandingOrderRunInput
     from workflows.transfer import TransferWorkflow, workflow_id_for
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -36,10 +37,9 @@ class StandingOrderRunWorkflow:
     async def run(self, run: StandingOrderRunInput) -> str:
         scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START) or workflow.now()
         scheduled_for = scheduled.astimezone(UTC).date().isoformat()
-        begun = await workflow.execute_activity(
-            "begin_standing_order_run",
+        begun = await workflow.execute_activity_method(
+            StandingOrderActivities.begin_run,
             BeginRunInput(standing_order_id=run.standing_order_id, scheduled_for=scheduled_for),
-            result_type=BeginRunResult,
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=RETRY,
         )

@@ -9,6 +9,7 @@ transfer id, never on the run id, so a reset or a retried activity cannot post t
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,13 +19,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.transfer import TransferActivities
     from activities.transfer_io import (
         CloseInput,
         InitiateInput,
         InitiateResult,
         OtpSubmission,
         PostInput,
-        PostResult,
         Quote,
         QuoteInput,
         ReviewDecision,
@@ -37,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyOtpInput,
         VerifyOtpResult,
     )
+    from ledger.states import INITIATING, OtpOutcome, Verdict
+    from ledger.states import TransferStatus as S
 
 TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
@@ -71,7 +74,8 @@ RISK_UNAVAILABLE = "risk_unavailable"
 # Transfers to a trusted payee, and standing-order runs, skip the OTP (see `_run`).
 SCA_EXEMPTION_PATCH = "sca-exemption"
 
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 
 # How a step's final failure reaches the workflow: a regular activity's as ActivityError with
 # the activity's error as its cause, a local activity's as the activity's error itself.
@@ -94,7 +98,7 @@ def business_error(err: BaseException) -> ApplicationError | None:
 class TransferWorkflow:
     def __init__(self) -> None:
         self._request: TransferRequest | None = None
-        self._status = "initiating"
+        self._status: str = INITIATING
         self._attempts_left = 0
         self._otp_expires_at: str | None = None
         self._failure_reason: str | None = None
@@ -134,9 +138,8 @@ class TransferWorkflow:
         self._attributes(TRANSFER_STATUS.value_set(self._status), CUSTOMER_ID.value_set(request.customer_id))
         try:
             initiated = await self._step(
-                "initiate_transfer",
+                TransferActivities.initiate_transfer,
                 InitiateInput(request=request, workflow_id=workflow.info().workflow_id),
-                InitiateResult,
             )
         except STEP_FAILURES as err:
             app = business_error(err)
@@ -145,7 +148,7 @@ class TransferWorkflow:
             # Nothing was held: the ledger refused the transfer before placing the hold.
             self._initiation_error = app
             self._failure_reason = app.type
-            self._set_status("failed", app.type or "")
+            self._set_status(S.FAILED, app.type or "")
             return self._status
 
         self._initiated = initiated
@@ -167,17 +170,16 @@ class TransferWorkflow:
             # would have moved it. Limits, review and risk still apply after this point.
             self._record("sca_exempt", initiated.sca_exemption)
             await self._step(
-                "set_transfer_status",
+                TransferActivities.set_transfer_status,
                 StatusInput(
                     transfer_id=request.transfer_id,
-                    status="in_review" if initiated.review_required else "processing",
+                    status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
                 ),
-                type(None),
             )
         else:
             self._otp_expires_at = initiated.otp_expires_at
             self._attempts_left = initiated.attempts_left
-            self._set_status("pending_otp")
+            self._set_status(S.PENDING_OTP)
 
             outcome = await self._await_otp(request, initiated)
             if outcome is not None:
@@ -189,38 +191,38 @@ class TransferWorkflow:
         risk_review = False
         if initiated.risk_wait_s > 0 and self._risk_patch:
             verdict = await self._risk_gate(request, initiated)
-            if verdict == "block":
-                return await self._close("failed", "risk_blocked")
-            risk_review = verdict == "review"
+            if verdict == Verdict.BLOCK:
+                return await self._close(S.FAILED, "risk_blocked")
+            risk_review = verdict == Verdict.REVIEW
         if initiated.review_required or risk_review:
-            self._set_status("in_review")
+            self._set_status(S.IN_REVIEW)
             self._flush_attributes()
             await workflow.wait_condition(lambda: self._review is not None)
             assert self._review is not None
             if not self._review.approved:
-                return await self._close("rejected", self._review.reason or "rejected")
+                return await self._close(S.REJECTED, self._review.reason or "rejected")
             self._record("review_approved", self._review.staff_id)
-            await self._mark("processing")
+            await self._mark(S.PROCESSING)
         else:
-            self._set_status("processing")
+            self._set_status(S.PROCESSING)
         quote: Quote | None = None
         if initiated.source_currency != initiated.destination_currency:
             try:
                 quote = await self._firm_quote(request, initiated)
             except STEP_FAILURES:
                 # The quote retry policy is short and bounded: after it, there is no quote.
-                return await self._close("failed", "quote_unavailable")
+                return await self._close(S.FAILED, "quote_unavailable")
 
         try:
             posted = await self._step(
-                "post_transfer", PostInput(transfer_id=request.transfer_id, quote=quote), PostResult
+                TransferActivities.post_transfer, PostInput(transfer_id=request.transfer_id, quote=quote)
             )
         except STEP_FAILURES as err:
             app = business_error(err)
             if app is None:
                 raise
-            return await self._close("failed", app.type or "posting_refused")
-        self._set_status("posted", posted.transaction_id)
+            return await self._close(S.FAILED, app.type or "posting_refused")
+        self._set_status(S.POSTED, posted.transaction_id)
         return self._status
 
     async def _await_otp(self, request: TransferRequest, initiated: InitiateResult) -> tuple[str, str] | None:
@@ -229,7 +231,7 @@ class TransferWorkflow:
         while True:
             remaining = (expires_at - workflow.now()).total_seconds()
             if remaining <= 0:
-                return ("expired", "otp_expired")
+                return (S.EXPIRED, "otp_expired")
             self._flush_attributes()
             try:
                 await workflow.wait_condition(
@@ -238,40 +240,41 @@ class TransferWorkflow:
                     timeout_summary="otp-ttl",
                 )
             except TimeoutError:
-                return ("expired", "otp_expired")
+                return (S.EXPIRED, "otp_expired")
             if self._cancel_requested:
-                return ("cancelled", "cancelled_by_customer")
+                return (S.CANCELLED, "cancelled_by_customer")
             submission = self._submissions.pop(0)
             result = await self._step(
-                "verify_otp",
+                TransferActivities.verify_otp,
                 VerifyOtpInput(
                     transfer_id=request.transfer_id,
                     submission_id=submission.submission_id,
                     code=submission.code,
-                    next_status="in_review" if initiated.review_required else "processing",
+                    next_status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
                 ),
-                VerifyOtpResult,
             )
             self._otp_outcomes[submission.submission_id] = result
             self._attempts_left = result.attempts_left
             self._record(f"otp_{result.outcome}", f"attempts_left={result.attempts_left}")
-            if result.outcome == "accepted":
+            if result.outcome == OtpOutcome.ACCEPTED:
                 # Codes queued behind the accepted one are answered, not silently dropped.
                 for late in self._submissions:
-                    self._otp_outcomes[late.submission_id] = VerifyOtpResult("already_approved", result.attempts_left)
+                    self._otp_outcomes[late.submission_id] = VerifyOtpResult(
+                        OtpOutcome.ALREADY_APPROVED, result.attempts_left
+                    )
                 self._submissions.clear()
                 return None
-            if result.outcome == "locked":
-                return ("failed", "otp_locked")
-            if result.outcome == "expired":
-                return ("expired", "otp_expired")
+            if result.outcome == OtpOutcome.LOCKED:
+                return (S.FAILED, "otp_locked")
+            if result.outcome == OtpOutcome.EXPIRED:
+                return (S.EXPIRED, "otp_expired")
 
     async def _risk_gate(self, request: TransferRequest, initiated: InitiateResult) -> str:
         """Wait for the risk verdict (at most `risk_wait_s` from now, the code just taken) and
         record it unless it is `allow`; no verdict in time is a review for `risk_unavailable`
         (fail closed). Returns the verdict acted on. A verdict arriving later changes nothing."""
         # Where the accepting check put the transfer; it rests there while it waits.
-        self._set_status("in_review" if initiated.review_required else "processing")
+        self._set_status(S.IN_REVIEW if initiated.review_required else S.PROCESSING)
         if self._risk is None:
             self._flush_attributes()
             with contextlib.suppress(TimeoutError):
@@ -281,21 +284,20 @@ class TransferWorkflow:
                     timeout_summary="risk-verdict",
                 )
         self._risk_settled = True
-        risk = self._risk or RiskVerdict(event_id="", verdict="review", reasons=[RISK_UNAVAILABLE])
+        risk = self._risk or RiskVerdict(event_id="", verdict=Verdict.REVIEW, reasons=[RISK_UNAVAILABLE])
         self._record(f"risk_{risk.verdict}", ",".join(risk.reasons))
         self._attributes(RISK_VERDICT.value_set(risk.verdict if self._risk is not None else "unavailable"))
-        if risk.verdict == "allow":
-            return "allow"
-        verdict = "block" if risk.verdict == "block" else "review"
+        if risk.verdict == Verdict.ALLOW:
+            return Verdict.ALLOW
+        verdict = Verdict.BLOCK if risk.verdict == Verdict.BLOCK else Verdict.REVIEW
         # Blocked: the hold is voided by _close. Reviewed: to in_review, unless the amount
         # already put it there.
-        to_status = "in_review" if verdict == "review" and not initiated.review_required else None
+        to_status = S.IN_REVIEW if verdict == Verdict.REVIEW and not initiated.review_required else None
         await self._step(
-            "record_risk_decision",
+            TransferActivities.record_risk_decision,
             RiskDecisionInput(
                 transfer_id=request.transfer_id, verdict=verdict, reasons=list(risk.reasons), to_status=to_status
             ),
-            type(None),
         )
         return verdict
 
@@ -305,18 +307,18 @@ class TransferWorkflow:
             source_currency=initiated.source_currency,
             destination_currency=initiated.destination_currency,
         )
-        quote = await self._step("fetch_fx_quote", quote_input, Quote, retry_policy=QUOTE_RETRY)
+        quote = await self._step(TransferActivities.fetch_fx_quote, quote_input, retry_policy=QUOTE_RETRY)
         # A quote that expired while we waited is not firm any more: fetch a new one.
         if datetime.fromisoformat(quote.expires_at) <= workflow.now():
             self._record("fx_quote_expired", quote.quote_id)
-            quote = await self._step("fetch_fx_quote", quote_input, Quote, retry_policy=QUOTE_RETRY)
+            quote = await self._step(TransferActivities.fetch_fx_quote, quote_input, retry_policy=QUOTE_RETRY)
         self._record("fx_quoted", f"{quote.quote_id} rate={quote.rate}")
         return quote
 
     async def _mark(self, status: str) -> None:
         assert self._request is not None
         await self._step(
-            "set_transfer_status", StatusInput(transfer_id=self._request.transfer_id, status=status), type(None)
+            TransferActivities.set_transfer_status, StatusInput(transfer_id=self._request.transfer_id, status=status)
         )
         self._set_status(status)
 
@@ -324,36 +326,39 @@ class TransferWorkflow:
         """Void the hold and record the final status; every non-posted end comes here."""
         assert self._request is not None
         await self._step(
-            "close_transfer",
+            TransferActivities.close_transfer,
             CloseInput(transfer_id=self._request.transfer_id, status=status, reason=reason),
-            type(None),
         )
-        if status != "cancelled":
+        if status != S.CANCELLED:
             self._failure_reason = reason
         self._set_status(status, reason)
         return self._status
 
-    async def _step(self, activity: str, arg: Any, result_type: type[T], *, retry_policy: RetryPolicy = DB_RETRY) -> T:
-        """Run one database step, as a local activity since LOCAL_STEPS_PATCH (see there)."""
-        result: T
+    async def _step(
+        self, activity: Callable[[TransferActivities, A], R], arg: A, *, retry_policy: RetryPolicy = DB_RETRY
+    ) -> R:
+        """Run one database step, as a local activity since LOCAL_STEPS_PATCH (see there).
+
+        `activity` is the method itself (TransferActivities.post_transfer): Temporal takes the
+        activity type from its `@activity.defn(name=...)` (the names recorded histories carry)
+        and the result type from its annotation, so neither is spelled here.
+        """
         if self._local_steps:
-            result = await workflow.execute_local_activity(
-                activity, arg, result_type=result_type, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
             )
-        else:
-            result = await workflow.execute_activity(
-                activity, arg, result_type=result_type, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
-            )
-        return result
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=retry_policy
+        )
 
     # -- signals, updates, queries --------------------------------------------------------
 
     @workflow.signal(name="submit_otp")
     def submit_otp(self, submission: OtpSubmission) -> None:
-        if self._status in ("initiating", "pending_otp") and submission.submission_id not in self._otp_outcomes:
+        if self._status in (INITIATING, S.PENDING_OTP) and submission.submission_id not in self._otp_outcomes:
             self._submissions.append(submission)
         elif submission.submission_id not in self._otp_outcomes:
-            self._otp_outcomes[submission.submission_id] = VerifyOtpResult("not_pending", self._attempts_left)
+            self._otp_outcomes[submission.submission_id] = VerifyOtpResult(OtpOutcome.NOT_PENDING, self._attempts_left)
 
     @workflow.update(name="otp_outcome")
     async def otp_outcome(self, submission_id: str) -> VerifyOtpResult:
@@ -377,18 +382,18 @@ class TransferWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel(self) -> None:
-        if self._status in ("initiating", "pending_otp"):
+        if self._status in (INITIATING, S.PENDING_OTP):
             self._cancel_requested = True
 
     @workflow.signal(name="review")
     def review(self, decision: ReviewDecision) -> None:
-        if self._status == "in_review" and self._review is None:
+        if self._status == S.IN_REVIEW and self._review is None:
             self._review = decision
 
     @workflow.update(name="initiated")
     async def initiated(self) -> TransferState:
         """Returns once the hold decision is known (used by the API with update-with-start)."""
-        await workflow.wait_condition(lambda: self._status != "initiating")
+        await workflow.wait_condition(lambda: self._status != INITIATING)
         return self.state()
 
     @workflow.query(name="state")

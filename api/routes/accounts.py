@@ -8,43 +8,24 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import text
 
-from api import audit, schemas, views
+from api import schemas, views
 from api.contract import declare
 from api.deps import (
     CurrentCustomer,
-    CustomerPrincipal,
     EngineDep,
     LedgerDep,
     TransferCreationLimit,
-    record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
+from api.lookups import account_by_number, owned_account
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
-from ledger import account_numbers
-from ledger.accounts import Account, AccountKind
-from ledger.errors import AccountNotFound, UnsupportedCurrency
+from ledger import account_numbers, audit
+from ledger.errors import UnsupportedCurrency
 from ledger.ids import uuid7
 from ledger.money import validate_currency
-from ledger.service import Ledger
 from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["customer: accounts"])
-
-
-def owned_account(ledger: Ledger, customer: CustomerPrincipal, account_id: UUID) -> Account:
-    """The account if it is the customer's; 404 account_not_found otherwise (no existence leak).
-
-    Raises:
-        Problem: 404 account_not_found.
-    """
-    try:
-        account = ledger.get_account(account_id)
-    except AccountNotFound as err:
-        raise refusal("account_not_found", "No such account.") from err
-    if account.kind is not AccountKind.CUSTOMER or account.customer_id != customer.id:
-        record_foreign_access(ledger.engine, customer, "account", account_id)
-        raise refusal("account_not_found", "No such account.")
-    return account
 
 
 @router.post("/accounts", status_code=201, response_model=schemas.Account)
@@ -149,22 +130,6 @@ def lookup_account(
     return schemas.AccountLookup(
         account_number=account.account_number, holder_name_hint=account_numbers.initials(full_name or "")
     )
-
-
-def account_by_number(ledger: Ledger, text_typed: str) -> Account:
-    """A customer account by the number a person typed (spaces ignored, check digits first).
-
-    Raises:
-        Problem: 422 invalid_account_number (no lookup made), 404 account_not_found.
-    """
-    try:
-        number = account_numbers.parse(text_typed)
-    except account_numbers.InvalidAccountNumber as err:
-        raise refusal("invalid_account_number", str(err)) from err
-    try:
-        return ledger.find_account_by_number(number)
-    except AccountNotFound as err:
-        raise refusal("account_not_found", "No account has this number.") from err
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.Account)

@@ -6,40 +6,23 @@ operators acting on the same stale view cannot both win: the second gets 412.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from api import audit, schemas, views
+from api import schemas, views
 from api.contract import declare
 from api.deps import AnyStaff, EngineDep, LedgerDep, Operator, client_ip
 from api.errors import ledger_errors, refusal
+from api.lookups import account_by_number
+from api.preconditions import expected_version
 from api.problems import Problem
-from api.routes.accounts import account_by_number
+from ledger import audit
 from ledger.errors import AccountNotFound, IllegalTransition, VersionConflict
 from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: accounts"])
-
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
-
-
-def _expected_version(if_match: str | None) -> int:
-    """The version an If-Match names.
-
-    Raises:
-        Problem: 428 precondition_required (missing), 412 version_conflict (not one of our ETags).
-    """
-    if if_match is None or not if_match.strip():
-        raise Problem(
-            428, "precondition_required", "Precondition required", 'Send If-Match with the ETag you read ("<version>").'
-        )
-    match = _ETAG.match(if_match)
-    if match is None:
-        raise Problem(412, "version_conflict", "Version conflict", "If-Match does not name a current version.")
-    return int(match.group(1))
 
 
 @router.get(
@@ -93,7 +76,7 @@ def patch_account(
     response: Response,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
 ) -> schemas.Account:
-    expected = _expected_version(if_match)
+    expected = expected_version(if_match)
     try:
         before = ledger.get_account(account_id)
     except AccountNotFound as err:

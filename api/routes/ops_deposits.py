@@ -12,11 +12,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, idempotency, metrics, schemas
+from api import idempotency, metrics, schemas
 from api.contract import declare
 from api.deps import IdempotencyKey, Operator, RuntimeDep, client_ip
 from api.errors import ledger_errors, refusal
 from api.runtime import Runtime
+from ledger import audit
 from ledger.accounts import AccountKind
 from ledger.errors import AccountNotFound
 from ledger.money import Money
@@ -91,14 +92,7 @@ def _deposit(runtime: Runtime, body: schemas.DepositIn, deposit_id: UUID, actor:
 async def create_deposit(
     body: schemas.DepositIn, staff: Operator, key: IdempotencyKey, request: Request, runtime: RuntimeDep
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=staff.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, staff.scope, key)
     ip = client_ip(request)
 
     async def work(deposit_id: UUID) -> Response:

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from api import audit, schemas, views
+from api import schemas, views
 from api.contract import declare
 from api.deps import Admin, AnyStaff, DbConn, EngineDep, client_ip
 from api.errors import from_ledger, refusal
 from fx import rates as fx_rates
+from ledger import audit
 from ledger.errors import CurrencyMismatch, LedgerError
 from ledger.uow import UnitOfWork
 

@@ -14,12 +14,13 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request, Response
 from sqlalchemy import Engine
 
-from api import audit, views
+from api import views
 from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, Operator, StaffPrincipal, client_ip
+from api.preconditions import expected_version
 from api.problems import Problem, not_found
-from api.routes.ops_accounts import _expected_version as expected_version
 from api.schemas_risk import CurrencyLimit, Limits, LimitsIn
+from ledger import audit
 from ledger.db import Conn
 from ledger.errors import VersionConflict
 from ledger.uow import UnitOfWork

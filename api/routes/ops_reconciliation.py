@@ -10,7 +10,7 @@
 
 Idempotency-Key is optional on these POSTs (the contract does not mark them [idem]); when
 sent, it has the usual semantics (api/idempotency.py). Helpers shared with ops_reversals
-live here: `recon_errors`, `maybe_idempotent`. Writes go through a unit of work (ledger.uow):
+live in api/recon_routes.py: `recon_errors`, `maybe_idempotent`. Writes go through a unit of work (ledger.uow):
 recon's functions take its psycopg connection, the audit chain its SQLAlchemy one, one
 transaction.
 """
@@ -18,32 +18,27 @@ transaction.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, cast
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api import audit, idempotency
-from api.contract import declare, translator
+from api.contract import declare
 from api.deps import AnyStaff, Operator, RuntimeDep, StaffPrincipal, client_ip
-from api.errors import from_ledger
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
+from api.recon_routes import OptionalIdempotencyKey, maybe_idempotent, recon_errors
 from api.runtime import Runtime
 from api.schemas import InstantOrDate
+from ledger import audit
 from ledger.db import connection
-from ledger.errors import LedgerError
-from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 from recon import export, runs, statements
-from recon.errors import ReconError
 from recon.io import ReconciliationPolicy, RunInput
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -53,69 +48,6 @@ router = APIRouter(tags=["ops: reconciliation"])
 # limit is far smaller: the app must give this path its own limit (see the closing note).
 MAX_STATEMENT_BYTES: Final = 10 * 1024 * 1024
 STATEMENTS_PATH: Final = "/reconciliation/statements"
-
-_STATUS: Final = {
-    "reconciliation_run_not_found": 404,
-    "reversal_not_found": 404,
-    "statement_not_found": 404,
-    "four_eyes_required": 403,
-    "not_reversible": 409,
-    "reversal_not_pending": 409,
-    "reversal_would_overdraw": 409,
-    "invalid_statement": 422,
-    "not_a_settlement_account": 422,
-}
-_TITLES: Final = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Request refused"}
-
-
-@translator
-def problem_of(err: ReconError) -> Problem:
-    status = _STATUS.get(err.code, 422)
-    return Problem(status, err.code, _TITLES.get(status, "Request refused"), str(err), **err.extra())
-
-
-@translator
-@contextmanager
-def recon_errors() -> Iterator[None]:
-    """Recon and ledger refusals raised in the block as problems."""
-    try:
-        yield
-    except ReconError as err:
-        raise problem_of(err) from err
-    except LedgerError as err:
-        raise from_ledger(err) from err
-
-
-OptionalIdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=idempotency.MAX_KEY_LENGTH,
-        description="Optional: a retry with the same key replays the first answer.",
-    ),
-]
-
-
-async def maybe_idempotent(
-    runtime: Runtime,
-    request: Request,
-    staff: StaffPrincipal,
-    key: str | None,
-    work: Callable[[UUID], Awaitable[Response]],
-) -> Response:
-    """`work(new id)`, under the Idempotency-Key when the client sent one."""
-    if key is None or not key.strip():
-        return await work(uuid7())
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=staff.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
-    return await idempotency.run(runtime.engine, req, work)
-
 
 # -- runs --------------------------------------------------------------------------------
 

@@ -24,13 +24,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, schemas
+from api import schemas
 from api.contract import declare
 from api.deps import AnyStaff, Approver, Operator, RuntimeDep, StaffPrincipal, client_ip
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.ops_reconciliation import OptionalIdempotencyKey, maybe_idempotent, recon_errors
+from api.recon_routes import OptionalIdempotencyKey, maybe_idempotent, recon_errors
 from api.runtime import Runtime
+from ledger import audit
 from ledger.db import connection
 from ledger.uow import UnitOfWork
 from recon import reversals

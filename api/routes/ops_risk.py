@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from api import audit, schemas
+from api import schemas
 from api.contract import declare
 from api.deps import Admin, AnyStaff, EngineDep, client_ip
 from api.problems import Problem, not_found
 from api.schemas_risk import RiskRule, RiskRuleIn
+from ledger import audit
 from ledger.uow import UnitOfWork
 from risk import assess as risk_assess
 from risk.rules import InvalidRule, UnknownRule

@@ -7,10 +7,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from api import audit, schemas, security
+from api import schemas, security
 from api.contract import declare
 from api.deps import Admin, DbConn, EngineDep, EnrollingStaff, client_ip
 from api.problems import Problem
+from ledger import audit
 from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 

@@ -10,15 +10,17 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, metrics, schemas, transfer_flow, views
+from api import metrics, schemas, transfer_flow, views
 from api.contract import declare
 from api.deps import AnyStaff, Approver, RuntimeDep, StaffPrincipal, client_ip
 from api.errors import ledger_errors, refusal
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.transfers import StatusFilter
 from api.runtime import Runtime
+from api.schemas import StatusFilter
+from ledger import audit
 from ledger.errors import TransferNotFound
+from ledger.states import TransferStatus
 from ledger.transfers import Transfer
 from ledger.uow import UnitOfWork
 
@@ -75,20 +77,20 @@ async def _review(
 ) -> Response:
     transfer = await run_in_threadpool(_get, runtime, transfer_id)
     not_in_review = Problem(409, "not_in_review", "Not in review", f"The transfer is {transfer.status.value}.")
-    if transfer.status.value != "in_review":
+    if transfer.status is not TransferStatus.IN_REVIEW:
         raise not_in_review
     client = await runtime.temporal()
     state = await transfer_flow.current_state(client, transfer.workflow_id)
-    if state is None or state.status != "in_review":
+    if state is None or state.status != TransferStatus.IN_REVIEW:
         raise not_in_review
     final = await transfer_flow.signal_and_wait(
         client,
         transfer.workflow_id,
         signal="review",
         arg=transfer_flow.review_decision(approved, str(staff.id), reason),
-        leaves="in_review",
+        leaves=TransferStatus.IN_REVIEW,
     )
-    if final is None or final.status == "in_review":
+    if final is None or final.status == TransferStatus.IN_REVIEW:
         raise Problem(503, "workflow_timeout", "Service unavailable", "The decision is not confirmed yet.")
     metrics.TRANSFER_TRANSITIONS.labels(final.status).inc()
 

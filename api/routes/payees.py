@@ -11,14 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, challenges, schemas, views
+from api import challenges, schemas, views
 from api.contract import declare
-from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep, record_foreign_access
-from api.errors import refusal
-from api.routes.accounts import account_by_number
+from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep
+from api.lookups import account_by_number, owned_payee
 from api.runtime import Runtime
-from ledger import account_numbers, payees
-from ledger.db import Conn
+from ledger import account_numbers, audit, payees
 from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 from otp.codes import Binding
@@ -42,22 +40,6 @@ def view(p: payees.Payee) -> schemas.Payee:
     return schemas.Payee(
         id=p.id, account_number=p.account_number, name=p.name, status=p.status.value, created_at=p.created_at
     )
-
-
-def owned_payee(
-    conn: Conn, runtime: Runtime, customer: CustomerPrincipal, payee_id: UUID, *, lock: str = ""
-) -> payees.Payee:
-    """Raises: Problem 404 payee_not_found (also another customer's, or a deleted one)."""
-    try:
-        payee = payees.get(conn, payee_id, lock=lock)
-    except payees.PayeeNotFound as err:
-        raise refusal("payee_not_found", "No such payee.") from err
-    if payee.customer_id != customer.id:
-        record_foreign_access(runtime.engine, customer, "payee", payee_id)
-        raise refusal("payee_not_found", "No such payee.")
-    if payee.status is payees.PayeeStatus.DELETED:
-        raise refusal("payee_not_found", "No such payee.")
-    return payee
 
 
 def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, payee: payees.Payee) -> None:

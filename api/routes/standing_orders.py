@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import audit, challenges, idempotency, schemas, views
+from api import challenges, idempotency, schemas, views
 from api import standing_order_schedule as schedule
 from api.contract import declare
 from api.deps import (
@@ -29,12 +29,11 @@ from api.deps import (
     record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
+from api.lookups import owned_account, owned_payee
 from api.pagination import DEFAULT_LIMIT, Limit
 from api.problems import Problem
-from api.routes.accounts import owned_account
-from api.routes.payees import owned_payee
 from api.runtime import Runtime
-from ledger import account_numbers, payees
+from ledger import account_numbers, audit, payees
 from ledger import standing_orders as so
 from ledger.db import Conn, connection
 from ledger.errors import AccountNotFound
@@ -147,14 +146,7 @@ async def create_standing_order(
     request: Request,
     runtime: RuntimeDep,
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=customer.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, customer.scope, key)
 
     def create(order_id: UUID) -> schemas.StandingOrder:
         source = owned_account(runtime.ledger, customer, body.source_account_id)

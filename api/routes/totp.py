@@ -23,12 +23,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from api import audit, security, throttle
+from api import security, throttle
 from api.contract import declare
 from api.deps import CustomerPrincipal, EnrollingCustomer, EnrollingStaff, RuntimeDep, StaffPrincipal, client_ip
 from api.problems import Problem
 from api.runtime import Runtime
 from api.schemas import Body
+from ledger import audit
 from ledger.uow import UnitOfWork
 from mfa import store
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -30,9 +30,9 @@ from api.deps import (
     record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
+from api.lookups import account_by_number, owned_account
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
-from api.routes.accounts import account_by_number, owned_account
 from api.runtime import Runtime
 from ledger import payees
 from ledger.accounts import Account, AccountKind
@@ -40,6 +40,7 @@ from ledger.db import connection
 from ledger.errors import AccountNotFound, TransferNotFound, UnsupportedCurrency
 from ledger.money import validate_currency
 from ledger.service import Ledger
+from ledger.states import OtpOutcome, TransferStatus
 from ledger.transfers import Transfer
 
 router = APIRouter(tags=["customer: transfers"])
@@ -63,10 +64,6 @@ TRANSFER_REFUSALS = (
     "payee_not_trusted",
     "limit_exceeded",
 )
-
-StatusFilter = Literal[
-    "pending_otp", "processing", "in_review", "posted", "failed", "cancelled", "expired", "rejected", "reversed"
-]
 
 
 def owned_transfer(ledger: Ledger, customer: CustomerPrincipal, transfer_id: UUID) -> Transfer:
@@ -201,14 +198,7 @@ async def create_transfer(
     request: Request,
     runtime: RuntimeDep,
 ) -> Response:
-    raw = await request.body()
-    req = idempotency.IdempotentRequest(
-        principal=customer.scope,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=idempotency.request_hash(request.method, request.url.path, raw),
-    )
+    req = await idempotency.request_of(request, customer.scope, key)
 
     async def work(transfer_id: UUID) -> Response:
         destination = await run_in_threadpool(_resolve, runtime.ledger, customer, body)
@@ -270,7 +260,7 @@ async def create_transfer(
 def list_transfers(
     customer: CurrentCustomer,
     runtime: RuntimeDep,
-    status: Annotated[StatusFilter | None, Query()] = None,
+    status: Annotated[schemas.StatusFilter | None, Query()] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> schemas.Page[schemas.Transfer]:
@@ -328,21 +318,21 @@ async def submit_otp(
     transfer_id: UUID, body: schemas.OtpIn, customer: CurrentCustomer, _limit: OtpSubmissionLimit, runtime: RuntimeDep
 ) -> Response:
     transfer = await run_in_threadpool(owned_transfer, runtime.ledger, customer, transfer_id)
-    if transfer.status.value != "pending_otp":
+    if transfer.status is not TransferStatus.PENDING_OTP:
         status = transfer.status.value
         raise transfer_flow.not_pending(f"The transfer is {status}.", transfer_status=status)
     client = await runtime.temporal()
     # The code goes to the workflow and nowhere else: not in logs, problems or metric labels.
     result = await transfer_flow.submit_otp(client, transfer.workflow_id, body.code)
     outcome = result.outcome
-    if outcome != "accepted":
+    if outcome != OtpOutcome.ACCEPTED:
         metrics.OTP_FAILURES.labels(outcome).inc()
-    if outcome == "invalid":
+    if outcome == OtpOutcome.INVALID:
         raise Problem(
             422, "invalid_otp", "Invalid code", "The code is not correct.", attempts_left=result.attempts_left
         )
-    if outcome == "locked":
-        metrics.TRANSFER_TRANSITIONS.labels("failed").inc()
+    if outcome == OtpOutcome.LOCKED:
+        metrics.TRANSFER_TRANSITIONS.labels(TransferStatus.FAILED).inc()
         raise Problem(
             422,
             "invalid_otp",
@@ -350,7 +340,7 @@ async def submit_otp(
             "The code is not correct and no attempts are left: the transfer failed (otp_locked).",
             attempts_left=0,
         )
-    if outcome == "throttled":
+    if outcome == OtpOutcome.THROTTLED:
         raise Problem(
             429,
             "otp_throttled",
@@ -358,7 +348,7 @@ async def submit_otp(
             "Too many wrong codes in the last hour; try again later.",
             headers={"Retry-After": "3600"},
         )
-    if outcome != "accepted":
+    if outcome != OtpOutcome.ACCEPTED:
         # expired, not_pending, already_approved, cancelled, not_found
         raise transfer_flow.not_pending(f"The transfer no longer waits for a code ({outcome}).", reason=outcome)
     # The accepting check moved the transfer on (processing or in_review) in its own
@@ -376,18 +366,18 @@ async def cancel_transfer(transfer_id: UUID, customer: CurrentCustomer, runtime:
     not_cancellable = Problem(
         409, "not_cancellable", "Not cancellable", "Only a transfer waiting for its code can be cancelled."
     )
-    if transfer.status.value != "pending_otp":
+    if transfer.status is not TransferStatus.PENDING_OTP:
         raise not_cancellable
     client = await runtime.temporal()
     state = await transfer_flow.current_state(client, transfer.workflow_id)
-    if state is None or state.status != "pending_otp":
+    if state is None or state.status != TransferStatus.PENDING_OTP:
         raise not_cancellable
     final = await transfer_flow.signal_and_wait(
-        client, transfer.workflow_id, signal="cancel", arg=None, leaves="pending_otp"
+        client, transfer.workflow_id, signal="cancel", arg=None, leaves=TransferStatus.PENDING_OTP
     )
-    if final is None or final.status == "pending_otp":
+    if final is None or final.status == TransferStatus.PENDING_OTP:
         raise Problem(503, "workflow_timeout", "Service unavailable", "The cancellation is not confirmed yet.")
-    if final.status != "cancelled":
+    if final.status != TransferStatus.CANCELLED:
         raise not_cancellable
-    metrics.TRANSFER_TRANSITIONS.labels("cancelled").inc()
+    metrics.TRANSFER_TRANSITIONS.labels(TransferStatus.CANCELLED).inc()
     return _transfer_response(await _read(runtime, transfer_id))

@@ -30,9 +30,9 @@ from config.settings import Settings, get_settings
 from otp.delivery import open_code
 from security.sealed import load_sealer
 from stack import postgres
+from stack.ephemeral import PgServer
 from stack.service import free_port
 from tests import totp_auth
-from tests.conftest import PgServer
 from tests.harness import WorkerThread
 from tests.totp_auth import Authenticator
 

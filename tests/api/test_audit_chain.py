@@ -1,4 +1,4 @@
-"""api/audit.py on its own database: append-only in the database, tampering detected."""
+"""ledger/audit.py on its own database: append-only in the database, tampering detected."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from api import audit
+from ledger import audit
 
 
 def test_append_only_and_tamper_evident(migrated_db_url: str) -> None:

@@ -170,7 +170,7 @@ def test_fx_rates(api: Api, http: httpx.Client) -> None:
 
 
 def test_audit_log_reading_and_chain(api: Api, http: httpx.Client) -> None:
-    from api import audit
+    from ledger import audit
 
     auditor = api.staff(http, "auditor")
     page = http.get("/ops/v1/audit-log", params={"limit": 3}, headers=bearer(auditor)).json()

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from stack.ephemeral import PgServer
 from tests.api import schemathesis_run
 from tests.api.conftest import Api, copied_database, running_api
-from tests.conftest import PgServer
 
 pytest.importorskip("schemathesis")
 
@@ -47,7 +48,9 @@ def test_schemathesis_every_phase_both_realms(contract_api: Api, tmp_path: Path)
     print(result.summary())
     assert result.ok, result.report()
     main = result.passes[0].report
-    assert main.get("phases", {}).get("stateful", {}).get("status") == "success", main.get("phases")
+    assert isinstance(main, dict), main
+    phases: Any = main.get("phases", {})
+    assert phases.get("stateful", {}).get("status") == "success", phases
     # The stateful phase followed the declared links: it moved money and submitted a code.
     transfers = contract_api.sql("SELECT count(*) FROM transfers")[0][0]
     attempts = contract_api.sql("SELECT count(*) FROM otp_attempts")[0][0]

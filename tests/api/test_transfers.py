@@ -323,10 +323,11 @@ def test_fx_quote(api: Api, http: httpx.Client) -> None:
     q = r.json()
     assert q["source_amount_minor"] == 10000 and q["destination_amount_minor"] > 0 and q["indicative"] is True
     assert isinstance(q["rate"], str)
-    for params in (
+    unsupported: tuple[dict[str, str | int], ...] = (
         {"source_currency": "USD", "destination_currency": "USD", "amount_minor": 1},
         {"source_currency": "USD", "destination_currency": "ZZZ", "amount_minor": 1},
-    ):
+    )
+    for params in unsupported:
         problem(http.get("/v1/fx/quote", params=params, headers=bearer(token)), 422, "unsupported_pair")
     problem(
         http.get(

@@ -22,6 +22,7 @@ from typing import Any, Final
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from config.settings import Settings
 from stack.ephemeral import EphemeralStack, PgServer
@@ -124,8 +125,8 @@ def process_stack(
         database_url=url,
         temporal_address=temporal_address,
         temporal_task_queue=env["LEDGERFLOW_TEMPORAL_TASK_QUEUE"],
-        payload_keys=env["LEDGERFLOW_PAYLOAD_KEYS"],
-        seal_keys=env["LEDGERFLOW_SEAL_KEYS"],
+        payload_keys=SecretStr(env["LEDGERFLOW_PAYLOAD_KEYS"]),
+        seal_keys=SecretStr(env["LEDGERFLOW_SEAL_KEYS"]),
     )
     # With this stack's seal keys: the dev admin's TOTP secret is sealed with them.
     admin_totp_uri = seed_dev(url, settings)

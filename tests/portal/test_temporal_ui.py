@@ -59,7 +59,8 @@ class Customer:
         while time.monotonic() < deadline:
             for item in self.http.get("/v1/notifications").json()["items"]:
                 if item.get("transfer_id") == transfer_id:
-                    return next(w for w in item["body"].replace(".", " ").split() if w.isdigit() and len(w) == 6)
+                    body: str = item["body"]
+                    return next(w for w in body.replace(".", " ").split() if w.isdigit() and len(w) == 6)
             time.sleep(0.3)
         raise AssertionError(f"no OTP message for {transfer_id}")
 

@@ -29,7 +29,8 @@ from stack import postgres
 from stack.ephemeral import PgServer
 from stack.service import free_port
 from tests import totp_auth
-from tests.api.conftest import Api, ApiServer, WorkerThread, bearer, new_key
+from tests.api.conftest import Api, ApiServer, bearer, new_key
+from tests.harness import WorkerThread
 
 
 @pytest.fixture(scope="package")

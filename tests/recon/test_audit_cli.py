@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
-from api import audit
+from ledger import audit
 from recon.audit_cli import verify_audit
 
 

@@ -143,11 +143,12 @@ def test_0009_keeps_what_was_published_picks_up_what_was_not_and_goes_down_clean
         assert conn.execute("SELECT count(*) FROM outbox_waiting").fetchone() == (1,)
         page = outbox_store.claim(conn, outbox_store.load_cursor(conn), 10)
         assert [outbox_store.text_of(r.id) for r in page.rows] == [waiting], "only the waiting row goes out"
-        assert page.rows[0].value.startswith(b'{"id": "'), "the envelope as jsonb rendered it"
+        value = page.rows[0].value
+        assert isinstance(value, bytes) and value.startswith(b'{"id": "'), "the envelope as jsonb rendered it"
         outbox_store.commit_page(conn, page, through=1, events=1)
 
         downgrade(db_url, "0008_recon_alerts")
-        stamps = dict(conn.execute("SELECT id::text, published_at FROM outbox").fetchall())
+        stamps: dict[str, Any] = dict(conn.execute("SELECT id::text, published_at FROM outbox").fetchall())
         assert stamps[stamped] is not None and stamps[waiting] is not None, "the cursor's rows are stamped"
         assert stamps[parked] is None
         upgrade(db_url)

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import pytest
@@ -79,7 +80,7 @@ def test_facts_at_each_rules_edge(engine: Engine) -> None:
     with transaction(engine) as conn:
         facts = risk_assess.gather_facts(conn, to_bob, rules)
     # Four transfers in the window, this one included; bob was paid before; median 2,000.
-    assert (facts.recent_count, facts.known_payee, facts.median_minor) == (4, True, 2_000)
+    assert (facts.recent_count, facts.known_payee, facts.median_minor) == (4, True, Decimal(2_000))
     assert not fires(by["velocity"], facts)
     assert fires(replace(by["velocity"], params={"count": 3, "window_s": 600}), facts)
     assert not fires(by["new_payee_amount"], facts)  # a known payee

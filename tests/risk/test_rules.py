@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_verdict_is_the_strongest_action_with_every_reason() -> None:
 def test_params_are_validated() -> None:
     assert validate_params("velocity", {"count": 5, "window_s": 60}) == {"count": 5, "window_s": 60}
     assert validate_params("amount_spike", {"factor": 2.5, "days": 7}) == {"factor": "2.5", "days": 7}
-    for name, params in [
+    invalid: list[tuple[str, dict[str, Any]]] = [
         ("velocity", {"count": 0, "window_s": 60}),
         ("velocity", {"count": 5}),
         ("velocity", {"count": True, "window_s": 60}),
@@ -70,7 +71,8 @@ def test_params_are_validated() -> None:
         ("new_payee_amount", {"amount_minor": {"USD": 10.5}}),
         ("new_payee_amount", {"amount_minor": {"XXX": 10}}),
         ("new_account", {"hours": 1, "amount_minor": {}}),
-    ]:
+    ]
+    for name, params in invalid:
         with pytest.raises(InvalidRule):
             validate_params(name, params)
     with pytest.raises(UnknownRule):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin re-exports it, untyped
 
 
 def test_produce_and_consume(kafka_bootstrap: str) -> None:

@@ -188,6 +188,7 @@ def test_totp_cli_prints_the_dev_admins_code(migrated_db_url: str, tmp_path: Pat
     path = tmp_path / "secrets" / "dev-admin-totp"
     assert path.stat().st_mode & 0o777 == 0o600
     device = pyotp.parse_uri(path.read_text().strip())
+    assert isinstance(device, pyotp.TOTP)
     before = device.now()
     result = subprocess.run(totp, env=env, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

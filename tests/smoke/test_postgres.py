@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import PgServer, TestStack
+from stack.ephemeral import PgServer
+from tests.conftest import TestStack
 
 
 def test_sql_round_trip(pg_server: PgServer, db_url: str) -> None:

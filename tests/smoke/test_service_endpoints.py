@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import get_settings
-from tests.conftest import PgServer, TestStack
+from stack.ephemeral import PgServer
+from tests.conftest import TestStack
 
 
 @pytest.fixture

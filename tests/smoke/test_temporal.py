@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from pydantic import SecretStr
 from sqlalchemy import create_engine
 
-from activities.health import DbPingResult
 from config.settings import Settings
 from worker.build import build_worker
 from worker.temporal_client import connect
@@ -15,7 +15,7 @@ from workflows.health import HealthCheckWorkflow
 
 
 async def test_workflow_runs_to_completion(temporal_address: str, db_url: str) -> None:
-    settings = Settings(payload_keys="smoke:" + "44" * 32)
+    settings = Settings(payload_keys=SecretStr("smoke:" + "44" * 32))
     client = await connect(settings, temporal_address)
     engine = create_engine(db_url)
     task_queue = f"smoke-{uuid.uuid4().hex[:8]}"
@@ -27,7 +27,6 @@ async def test_workflow_runs_to_completion(temporal_address: str, db_url: str) -
                 probe,
                 id=f"health-{probe}",
                 task_queue=task_queue,
-                result_type=DbPingResult,
             )
     engine.dispose()
     assert result.probe_id == probe

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pydantic import SecretStr
 
 from config.settings import Settings
 from ledger.db import make_engine
@@ -16,9 +17,9 @@ from worker.temporal_client import connect
 
 # Low thresholds so review tests need no huge deposits: 1,000.00 USD and up is reviewed.
 TEST_SETTINGS = Settings(
-    otp_key="11" * 32,
-    payload_keys="test:" + "33" * 32,  # a test-only key: histories in tests are encrypted too
-    seal_keys="test:" + "44" * 32,  # OTP codes travel sealed (otp/delivery.py)
+    otp_key=SecretStr("11" * 32),
+    payload_keys=SecretStr("test:" + "33" * 32),  # a test-only key: histories in tests are encrypted too
+    seal_keys=SecretStr("test:" + "44" * 32),  # OTP codes travel sealed (otp/delivery.py)
     review_threshold_minor={"USD": 100_000, "EUR": 100_000},
     fx_quote_ttl_s=60,
 )

@@ -7,6 +7,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 from uuid import UUID
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
@@ -72,8 +73,12 @@ class Bank:
         )
         for attempt in range(50):
             try:
-                state = await self.client.execute_update_with_start_workflow(
-                    TransferWorkflow.initiated, start_workflow_operation=start
+                # cast: temporalio's overloads read the async update's result as its coroutine.
+                state = cast(
+                    TransferState,
+                    await self.client.execute_update_with_start_workflow(
+                        TransferWorkflow.initiated, start_workflow_operation=start
+                    ),
                 )
                 break
             except RPCError as err:

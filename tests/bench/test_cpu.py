@@ -1,0 +1,56 @@
+"""bench/cpu.py: a process tree's CPU from its own counters, including children that exited
+inside the window (PostgreSQL's backends come and go)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.cpu import parse_stat, sessions_cpu_s
+
+# A session leader that forks a child burning ~0.4 s of CPU; the child exits and is reaped
+# (its time moves into the parent's cutime), then the parent waits to be killed.
+TREE = """
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    t = time.process_time()
+    while time.process_time() - t < 0.4:
+        pass
+    os._exit(0)
+os.waitpid(pid, 0)
+print("reaped", flush=True)
+time.sleep(120)
+"""
+
+
+def test_parse_stat_reads_fields_after_a_command_name_with_spaces_and_parentheses() -> None:
+    line = "4242 (odd) name)) S 1 4240 4240 0 -1 4194560 1 0 0 0 150 30 7 3 20 0 1 0 100 0 0"
+    stat = parse_stat(line)
+    assert (stat.pid, stat.session, stat.own_ticks, stat.reaped_ticks) == (4242, 4240, 180, 10)
+
+
+def test_a_session_counts_the_cpu_of_children_that_already_exited() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"reaped"
+        # Only the child burned CPU, and it is gone: what the session shows is its reaped time.
+        used = sessions_cpu_s({proc.pid: "tree"})
+        assert used["tree"] >= 0.3
+        # A session nobody runs in reads as nothing, not as an error.
+        assert sessions_cpu_s({2**22 + 17: "none"}) == {"none": 0.0}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_load_generator_is_this_process_alone() -> None:
+    from bench.cpu import self_cpu_s
+
+    before = self_cpu_s()
+    t = time.process_time()
+    while time.process_time() - t < 0.2:
+        pass
+    assert self_cpu_s() - before >= 0.15

@@ -16,7 +16,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -79,7 +79,7 @@ async def timed_transfer(bank: Bank, phases: Phases, amount_minor: int) -> None:
 
 
 async def arrive(
-    start_one: Callable[[], Awaitable[None]], rate_per_s: float, duration_s: float, *, seed: int = 21
+    start_one: Callable[[], Coroutine[Any, Any, None]], rate_per_s: float, duration_s: float, *, seed: int = 21
 ) -> tuple[list[asyncio.Task[None]], int]:
     """Start `start_one()` at Poisson arrival times for `duration_s`, each on its own task,
     without waiting for any of them; returns the tasks and how many started over 100 ms late

@@ -127,6 +127,8 @@ def rows(phases: Phases, rate_per_s: float, duration_s: float) -> list[dict[str,
         "duration_s": duration_s,
         "posted": posted,
         "late_starts": phases.late_starts,
+        # Refusals (a limit, say) and transfers that ended otherwise are not in the figures.
+        "outcomes": dict(phases.outcomes),
     }
     ms = 1000.0
     p50 = percentile(phases.total_s, 50) * ms

@@ -1,9 +1,10 @@
 """CPU per process kind over a measured window, from each process's own kernel counters.
 
-Every part of the embedded stack runs in a session of its own (stack.service starts each
-child with `start_new_session`), so a part is "every process whose session id is the
-service's pid": PostgreSQL's postmaster with its backends and background workers, the JVM,
-Temporal, each API/worker/relay process with whatever it forks. A part's CPU is the sum over
+A part of the embedded stack is the process stack.service started (in a session of its own)
+and everything below it: every process in that session and every descendant by parent pid
+(PostgreSQL's backends and background workers call setsid(), so they leave the postmaster's
+session but stay its children). So: PostgreSQL's postmaster with its backends and background
+workers, the JVM, Temporal, each API/worker/relay process with whatever it forks. A part's CPU is the sum over
 its live processes of user + system time plus the time of the children they have already
 reaped (cutime/cstime): a PostgreSQL backend that exits in the middle of the window moves
 its time into the postmaster's counters, so it is still counted once. Sampling counters
@@ -40,6 +41,7 @@ STORE_KINDS = {"postgresql": "postgres", "temporal": "temporal", "kafka": "kafka
 @dataclass(frozen=True)
 class ProcStat:
     pid: int
+    parent: int
     session: int
     own_ticks: int  # utime + stime
     reaped_ticks: int  # cutime + cstime: children that exited and were waited for
@@ -50,10 +52,11 @@ def parse_stat(text: str) -> ProcStat:
     so fields are counted from its closing parenthesis."""
     pid = int(text.split(" ", 1)[0])
     rest = text[text.rindex(")") + 2 :].split()
-    # rest[0] is field 3 (state): session is field 6, utime..cstime are fields 14..17.
-    session = int(rest[3])
+    # rest[0] is field 3 (state): the parent pid is field 4, the session field 6, utime..cstime
+    # fields 14..17.
+    parent, session = int(rest[1]), int(rest[3])
     utime, stime, cutime, cstime = (int(v) for v in rest[11:15])
-    return ProcStat(pid, session, utime + stime, cutime + cstime)
+    return ProcStat(pid, parent, session, utime + stime, cutime + cstime)
 
 
 def all_stats() -> Iterator[ProcStat]:
@@ -67,12 +70,21 @@ def all_stats() -> Iterator[ProcStat]:
 
 
 def sessions_cpu_s(sessions: Mapping[int, str]) -> dict[str, float]:
-    """CPU seconds so far per kind, for the sessions given as {session id: kind}."""
+    """CPU seconds so far per kind, for the parts given as {leader pid: kind}: the processes
+    in the leader's session and the leader's descendants, each counted once."""
     totals: dict[str, float] = dict.fromkeys(sessions.values(), 0.0)
-    for stat in all_stats():
-        kind = sessions.get(stat.session)
-        if kind is not None:
-            totals[kind] += (stat.own_ticks + stat.reaped_ticks) / TICKS_PER_S
+    stats = {stat.pid: stat for stat in all_stats()}
+    children: dict[int, list[int]] = {}
+    for stat in stats.values():
+        children.setdefault(stat.parent, []).append(stat.pid)
+    for leader, kind in sessions.items():
+        members = {pid for pid, stat in stats.items() if stat.session == leader}
+        todo = [leader] if leader in stats else []
+        while todo:
+            pid = todo.pop()
+            members.add(pid)
+            todo.extend(child for child in children.get(pid, ()) if child not in members)
+        totals[kind] += sum(stats[pid].own_ticks + stats[pid].reaped_ticks for pid in members) / TICKS_PER_S
     return totals
 
 

@@ -3,6 +3,8 @@ inside the window (PostgreSQL's backends come and go)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,10 +27,27 @@ time.sleep(120)
 """
 
 
+# A leader whose child leaves the session (setsid, as PostgreSQL's backends do) and burns
+# ~0.4 s of CPU while still alive.
+ESCAPING_CHILD = """
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    t = time.process_time()
+    while time.process_time() - t < 0.4:
+        pass
+    print("burnt", flush=True)
+    time.sleep(120)
+    os._exit(0)
+time.sleep(120)
+"""
+
+
 def test_parse_stat_reads_fields_after_a_command_name_with_spaces_and_parentheses() -> None:
     line = "4242 (odd) name)) S 1 4240 4240 0 -1 4194560 1 0 0 0 150 30 7 3 20 0 1 0 100 0 0"
     stat = parse_stat(line)
-    assert (stat.pid, stat.session, stat.own_ticks, stat.reaped_ticks) == (4242, 4240, 180, 10)
+    assert (stat.pid, stat.parent, stat.session, stat.own_ticks, stat.reaped_ticks) == (4242, 1, 4240, 180, 10)
 
 
 def test_a_session_counts_the_cpu_of_children_that_already_exited() -> None:
@@ -54,3 +73,23 @@ def test_the_load_generator_is_this_process_alone() -> None:
     while time.process_time() - t < 0.2:
         pass
     assert self_cpu_s() - before >= 0.15
+
+
+def test_a_part_counts_live_descendants_that_left_its_session() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", ESCAPING_CHILD], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"burnt"
+        assert sessions_cpu_s({proc.pid: "tree"})["tree"] >= 0.3
+    finally:
+        escaped = _children(proc.pid)  # before the leader dies and they are re-parented
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in escaped:
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    from bench.cpu import all_stats
+
+    return [s.pid for s in all_stats() if s.parent == pid]

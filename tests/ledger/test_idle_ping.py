@@ -5,6 +5,7 @@ caller sees it; a connection back in the pool a moment ago is used as it is."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,11 +30,11 @@ def count_pings(engine: Engine) -> list[int]:
     pings: list[int] = []
     original = engine.dialect.do_ping
 
-    def counted(dbapi_conn: object) -> bool:
+    def counted(dbapi_conn: Any) -> bool:
         pings.append(1)
         return bool(original(dbapi_conn))
 
-    engine.dialect.do_ping = counted  # type: ignore[method-assign]
+    engine.dialect.do_ping = counted  # type: ignore[method-assign,assignment]
     return pings
 
 

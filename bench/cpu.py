@@ -149,6 +149,18 @@ class CpuWindow:
             if kind in self.first.by_kind_s
         }
 
+    def idle_row(self, name: str = "e2e.idle_cpu_cores") -> dict[str, Any]:
+        """The stack's CPU with no transfers in flight, in cores (CPU seconds per second), per
+        kind in `by_kind`: what pollers, timers and heartbeats cost whatever the load. Divided by
+        a run's rate it is the part of CPU per transfer that is not per transfer at all."""
+        used = self.used_s()
+        elapsed_s = (self.last.at_s - self.first.at_s) if self.first and self.last else 0.0
+        if elapsed_s <= 0:
+            raise ValueError("an empty window")
+        cores = {k: round(v / elapsed_s, 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
+        bank = sum(v for k, v in cores.items() if k != LOAD_GENERATOR)
+        return result(name, bank, "cores", "-", bank, lower_is_better=True, window_s=round(elapsed_s, 1), by_kind=cores)
+
     def rows(self, posted: int, *, prefix: str = "e2e.cpu_ms_per_transfer") -> list[dict[str, Any]]:
         """`<prefix>` (every process but the load generator) and `<prefix>.<kind>`, in CPU
         milliseconds per posted transfer."""

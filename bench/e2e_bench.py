@@ -46,6 +46,7 @@ class Pass:
     ended_at: datetime
     # CPU per process over the measured window, and the open-loop pass at half this rate.
     cpu_rows: list[dict[str, Any]] = field(default_factory=list)
+    idle_row: dict[str, Any] = field(default_factory=dict)
     half_load_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -67,6 +68,10 @@ async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: i
     return floor_rate
 
 
+# Long enough for every periodic task (relay and consumer polls, Temporal's timers) to show.
+IDLE_WINDOW_S = 10.0
+
+
 async def closed_loop(
     stack: EphemeralStack, base_url: str, count: int, in_flight: int, customers: int, *, half_load: bool = False
 ) -> Pass:
@@ -84,6 +89,12 @@ async def closed_loop(
     await bank.run_transfers(50, in_flight, 5_000, min_amount_minor=500)  # warm-up
     bank.report.latencies_s.clear()
     engine = make_engine(stack.database_url, pool_size=2)
+    # The stack at rest for a few seconds first (the warm-up drained): its fixed CPU cost.
+    await asyncio.to_thread(wait_drained, engine, 120)
+    idle = CpuWindow(stack)
+    idle.start()
+    await asyncio.sleep(IDLE_WINDOW_S)
+    idle.stop()
     started_at = db_now(engine)
     cpu = CpuWindow(stack)
     cpu.start()
@@ -103,7 +114,13 @@ async def closed_loop(
     if posted < count:
         raise RuntimeError(f"only {posted} of {count} transfers posted: {dict(bank.report.outcomes)}")
     return Pass(
-        posted / elapsed, list(bank.report.latencies_s), started_at, ended_at, cpu.rows(posted), half_load_rows
+        posted / elapsed,
+        list(bank.report.latencies_s),
+        started_at,
+        ended_at,
+        cpu.rows(posted),
+        idle.idle_row(),
+        half_load_rows,
     )
 
 
@@ -188,5 +205,6 @@ def run(
         ),
         result("e2e.transfers.api_processes_1", one_api.rate_per_s, "transfers/s", "workflow.noop", floor_rate),
         *main.cpu_rows,
+        main.idle_row,
         *main.half_load_rows,
     ]

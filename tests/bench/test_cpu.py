@@ -93,3 +93,19 @@ def _children(pid: int) -> list[int]:
     from bench.cpu import all_stats
 
     return [s.pid for s in all_stats() if s.parent == pid]
+
+
+def test_rows_divide_by_posted_transfers_and_leave_the_load_generator_out() -> None:
+    from bench.cpu import CpuWindow, Sample
+
+    window = CpuWindow.__new__(CpuWindow)
+    window.first = Sample(100.0, {"api": 1.0, "worker": 2.0, "load_generator": 5.0})
+    window.last = Sample(110.0, {"api": 3.0, "worker": 5.0, "load_generator": 6.0})
+    by_name = {r["name"]: r for r in window.rows(50)}
+    assert by_name["e2e.cpu_ms_per_transfer"]["value"] == 100.0  # (2 + 3) s / 50
+    assert by_name["e2e.cpu_ms_per_transfer.worker"]["value"] == 60.0
+    assert by_name["e2e.cpu_ms_per_transfer.load_generator"]["value"] == 20.0
+    assert by_name["e2e.cpu_ms_per_transfer"]["cores_busy"] == 0.5
+    idle = window.idle_row()
+    assert idle["value"] == 0.5
+    assert idle["by_kind"] == {"worker": 0.3, "api": 0.2, "load_generator": 0.1}

@@ -30,6 +30,7 @@ class Runtime:
             self.settings.sqlalchemy_url,
             pool_size=self.settings.db_pool_size,
             pre_ping=True,
+            ping_after_idle_s=self.settings.db_ping_after_idle_s,
             application_name="ledgerflow-api",
         )
         self.ledger = Ledger(self.engine)

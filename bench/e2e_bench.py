@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import text
 from temporalio.client import Client
 
+from bench import open_loop
+from bench.cpu import CpuWindow
 from bench.stats import percentile, result
 from bench.workflow_bench import run_noop, start_process
 from chaos.__main__ import NO_RATE_LIMITS
@@ -42,6 +44,10 @@ class Pass:
     latencies_s: list[float]
     started_at: datetime
     ended_at: datetime
+    # CPU per process over the measured window, and the open-loop pass at half this rate.
+    cpu_rows: list[dict[str, Any]] = field(default_factory=list)
+    idle_row: dict[str, Any] = field(default_factory=dict)
+    half_load_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: int) -> float:
@@ -62,9 +68,15 @@ async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: i
     return floor_rate
 
 
-async def closed_loop(stack: EphemeralStack, base_url: str, count: int, in_flight: int, customers: int) -> Pass:
+# Long enough for every periodic task (relay and consumer polls, Temporal's timers) to show.
+IDLE_WINDOW_S = 10.0
+
+
+async def closed_loop(
+    stack: EphemeralStack, base_url: str, count: int, in_flight: int, customers: int, *, half_load: bool = False
+) -> Pass:
     """`count` transfers with `in_flight` at a time, from fresh customers, until all are posted
-    and on Kafka."""
+    and on Kafka; with `half_load`, then the open-loop pass at half the rate measured."""
     counters = Counters()
     api = Api(base_url, counters)
     bank = Bank(api, counters, mix=False, admin_totp_uri=dev_admin_totp_uri(stack))
@@ -77,21 +89,39 @@ async def closed_loop(stack: EphemeralStack, base_url: str, count: int, in_fligh
     await bank.run_transfers(50, in_flight, 5_000, min_amount_minor=500)  # warm-up
     bank.report.latencies_s.clear()
     engine = make_engine(stack.database_url, pool_size=2)
+    # The stack at rest for a few seconds first (the warm-up drained): its fixed CPU cost.
+    await asyncio.to_thread(wait_drained, engine, 120)
+    idle = CpuWindow(stack)
+    idle.start()
+    await asyncio.sleep(IDLE_WINDOW_S)
+    idle.stop()
     started_at = db_now(engine)
+    cpu = CpuWindow(stack)
+    cpu.start()
     t0 = time.perf_counter()
     await bank.run_transfers(count, in_flight, 5_000, min_amount_minor=500)
     # "Until posted and published": the clock stops when Kafka has every event.
     await asyncio.to_thread(wait_drained, engine, 120)
     elapsed = time.perf_counter() - t0
+    cpu.stop()
     ended_at = db_now(engine)
+    posted = len(bank.report.latencies_s)
+    half_load_rows = await open_loop.half_load(bank, posted / elapsed) if half_load and posted else []
     stop_review.set()
     await reviewer
     engine.dispose()
     await api.close()
-    posted = len(bank.report.latencies_s)
     if posted < count:
         raise RuntimeError(f"only {posted} of {count} transfers posted: {dict(bank.report.outcomes)}")
-    return Pass(posted / elapsed, list(bank.report.latencies_s), started_at, ended_at)
+    return Pass(
+        posted / elapsed,
+        list(bank.report.latencies_s),
+        started_at,
+        ended_at,
+        cpu.rows(posted),
+        idle.idle_row(),
+        half_load_rows,
+    )
 
 
 def db_now(engine: Any) -> datetime:
@@ -135,7 +165,7 @@ def run(
     env = {**NO_RATE_LIMITS, "LEDGERFLOW_RISK_ENABLED": "true"}
     base_url = stack.full(extra_env=env)
     floor_rate = asyncio.run(noop_floor(stack, logs, count, in_flight))
-    main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers))
+    main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers, half_load=True))
     verdicts_ms = verdict_latencies_ms(stack.database_url, main)
     if len(verdicts_ms) < count:
         raise RuntimeError(f"only {len(verdicts_ms)} of {count} transfers have a delivered risk verdict")
@@ -174,4 +204,7 @@ def run(
             one_api.rate_per_s,
         ),
         result("e2e.transfers.api_processes_1", one_api.rate_per_s, "transfers/s", "workflow.noop", floor_rate),
+        *main.cpu_rows,
+        main.idle_row,
+        *main.half_load_rows,
     ]

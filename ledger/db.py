@@ -11,6 +11,7 @@ ledger goes through a unit of work (ledger.uow.UnitOfWork: rolls back unless com
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, LiteralString, cast
@@ -18,7 +19,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event, exc
 
 from ledger.errors import (
     AccountClosed,
@@ -53,22 +54,47 @@ def make_engine(
     max_overflow: int = 10,
     pool_timeout_s: float = 30.0,
     pre_ping: bool = False,
+    ping_after_idle_s: float = 0.0,
     application_name: str = "ledgerflow-ledger",
 ) -> Engine:
     """An Engine whose pool the Ledger borrows psycopg connections from.
 
     pre_ping is off by default: it costs a round trip per checkout on the posting path, and
     a connection found dead mid-call is invalidated anyway (callers such as Temporal
-    activities retry). Turn it on for processes that sit idle across database restarts.
+    activities retry). Turn it on for processes that sit idle across database restarts; with
+    `ping_after_idle_s`, only a connection that sat in the pool at least that long is checked
+    (a busy process's connections come back within milliseconds and skip the round trip).
     """
-    return create_engine(
+    engine = create_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=pre_ping,
+        pool_pre_ping=pre_ping and ping_after_idle_s <= 0,
         connect_args={"application_name": application_name},
     )
+    if pre_ping and ping_after_idle_s > 0:
+        _ping_when_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for idle connections only: a dead one
+    raises DisconnectionError at checkout, and the pool replaces it before the caller sees it."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # just connected, or back in the pool a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except psycopg.Error as err:
+            raise exc.DisconnectionError(f"pooled connection dead after {idle_s:.1f}s idle") from err
 
 
 @contextmanager

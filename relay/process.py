@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("metrics on http://%s:%s/metrics", settings.host, port)
 
     engine = make_engine(
-        settings.sqlalchemy_url, pool_size=settings.db_pool_size, pre_ping=True, application_name="ledgerflow-relay"
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pre_ping=True,
+        ping_after_idle_s=settings.db_ping_after_idle_s,
+        application_name="ledgerflow-relay",
     )
     bootstrap = settings.kafka_bootstrap
     if not wait_for("PostgreSQL", lambda: check_database(engine), stop):

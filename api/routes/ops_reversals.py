@@ -234,9 +234,7 @@ async def approve_reversal(
 def _reject(runtime: Runtime, staff: StaffPrincipal, reversal_id: UUID, reason: str, ip: str) -> Response:
     try:
         with recon_errors(), UnitOfWork(runtime.engine) as uow:
-            reversal = reversals.reject_reversal(
-                uow.conn, reversal_id=reversal_id, staff_id=staff.id, reason=reason
-            )
+            reversal = reversals.reject_reversal(uow.conn, reversal_id=reversal_id, staff_id=staff.id, reason=reason)
             audit.record(
                 uow.sql,
                 actor=staff.actor,

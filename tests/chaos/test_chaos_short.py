@@ -20,8 +20,15 @@ from chaos.__main__ import RESULTS, run
 @pytest.mark.timeout(1200)
 def test_invariants_hold_under_faults() -> None:
     args = argparse.Namespace(
-        transfers=200, customers=12, in_flight=20, funding_minor=5_000_000, max_amount_minor=300_000,
-        otp_ttl_s=30, faults="all", seed=11, processes=2,
+        transfers=200,
+        customers=12,
+        in_flight=20,
+        funding_minor=5_000_000,
+        max_amount_minor=300_000,
+        otp_ttl_s=30,
+        faults="all",
+        seed=11,
+        processes=2,
     )
     report = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -77,9 +77,12 @@ def test_admin_sets_default_limits_and_a_rule_others_only_read(portal_stack: Por
     velocity.get_by_role("button", name="Save the velocity rule").click()
     expect(p.get_by_role("status")).to_contain_text("The velocity rule is saved")
     expect(p.locator('[data-field="rules"] tr[data-rule="velocity"]')).to_contain_text('"count": 1000')
-    assert portal_stack.sql(
-        "SELECT count(*) FROM audit_log WHERE action = 'risk.rule_set' AND target_id = 'velocity'"
-    )[0][0] >= 1
+    assert (
+        portal_stack.sql("SELECT count(*) FROM audit_log WHERE action = 'risk.rule_set' AND target_id = 'velocity'")[0][
+            0
+        ]
+        >= 1
+    )
 
     operator = OpsFlow(people.page(), portal_stack)
     operator.login("operator")

@@ -55,8 +55,10 @@ def test_kafka_down_rows_wait_in_the_outbox_then_flow_when_it_returns(
 
     wait_until(lambda: unpublished(engine) == 0, timeout_s=40, what="the relay to resume by itself")
     wait_until(
-        lambda: REGISTRY.get_sample_value("ledgerflow_relay_dependency_up", {"dependency": "kafka"}) == 1
-        and _sample("ledgerflow_relay_backoff_seconds") == 0,
+        lambda: (
+            REGISTRY.get_sample_value("ledgerflow_relay_dependency_up", {"dependency": "kafka"}) == 1
+            and _sample("ledgerflow_relay_backoff_seconds") == 0
+        ),
         timeout_s=10,
         what="the relay to report Kafka back",
     )

@@ -97,9 +97,7 @@ def test_a_retried_submission_costs_one_attempt(engine: Engine) -> None:
     for attempt in range(4):
         # The first check is real; the retries return its recorded answer, marked as such so
         # the caller does not apply its effects twice.
-        assert check(engine, b, wrong(code), "same-submission") == store.CheckResult(
-            "invalid", 4, replayed=attempt > 0
-        )
+        assert check(engine, b, wrong(code), "same-submission") == store.CheckResult("invalid", 4, replayed=attempt > 0)
     assert check(engine, b, code).outcome == "accepted"
 
 

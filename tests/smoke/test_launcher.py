@@ -201,8 +201,9 @@ def test_audit_verify_cli(migrated_db_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "LEDGERFLOW_DATABASE_URL": migrated_db_url, "LEDGERFLOW_HOME": str(tmp_path)}
     create = [sys.executable, "-m", "stack.cli", "staff", "create", "--email", "a@example.test", "--role", "auditor"]
     subprocess.run(create, env=env, cwd=REPO, input="long-enough-pw\n", capture_output=True, text=True, check=True)
-    ok = subprocess.run([sys.executable, "-m", "stack.cli", "audit", "verify"], env=env, cwd=REPO,
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "audit", "verify"], env=env, cwd=REPO, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "audit log OK" in ok.stdout
     # Tamper with the record behind the trigger's back: verify names it and fails.
@@ -211,7 +212,8 @@ def test_audit_verify_cli(migrated_db_url: str, tmp_path: Path) -> None:
     with psycopg.connect(migrated_db_url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("UPDATE audit_log SET action = 'staff.delete'")
-    broken = subprocess.run([sys.executable, "-m", "stack.cli", "audit", "verify"], env=env, cwd=REPO,
-                            capture_output=True, text=True)
+    broken = subprocess.run(
+        [sys.executable, "-m", "stack.cli", "audit", "verify"], env=env, cwd=REPO, capture_output=True, text=True
+    )
     assert broken.returncode == 1
     assert "broken at record" in broken.stdout + broken.stderr

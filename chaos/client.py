@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ class Api:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
         self.counters = counters
         self.give_up_s = give_up_s
+        # Bearer tokens expire (a customer's after an hour): a long run signs in again. Given
+        # the token the API refused, it returns a fresh one (or None: the 401 stands).
+        self.renew: Callable[[str], Awaitable[str | None]] | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -108,6 +112,12 @@ class Api:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            if response.status_code == 401 and token and self.renew is not None:
+                fresh = await self.renew(token)
+                if fresh is not None and fresh != token:
+                    token = fresh
+                    headers["Authorization"] = f"Bearer {token}"
+                    continue
             if response.status_code >= 400:
                 raise ApiError(response)
             return response

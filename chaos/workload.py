@@ -22,6 +22,7 @@ from stack.ephemeral import EphemeralStack
 
 CURRENCIES = ("USD", "EUR", "GBP")
 TERMINAL = {"posted", "failed", "cancelled", "expired", "rejected", "reversed"}
+CUSTOMER_PASSWORD = "chaos-password-1"
 CODE = re.compile(r"\b(\d{6})\b")
 
 
@@ -30,6 +31,7 @@ class Customer:
     email: str
     token: str
     accounts: dict[str, str]  # currency -> account id
+    expired_tokens: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -60,6 +62,24 @@ class Bank:
         self.customers: list[Customer] = []
         self.staff_token = ""
         self.report = Report()
+        self._renewing = asyncio.Lock()
+        api.renew = self.renew_token
+
+    async def renew_token(self, expired: str) -> str | None:
+        """A fresh token for the customer whose token the API refused (it expired mid-run);
+        one sign-in however many of their requests were refused at once."""
+        async with self._renewing:
+            customer = next((c for c in self.customers if c.token == expired), None)
+            if customer is None:
+                # Already renewed by another request (it holds the new token now), or not a
+                # customer's token at all (the staff token lasts longer than any run).
+                return next((c.token for c in self.customers if expired in c.expired_tokens), None)
+            answer = await self.api.call(
+                "POST", "/v1/auth/token", data={"username": customer.email, "password": CUSTOMER_PASSWORD}
+            )
+            customer.expired_tokens.add(customer.token)
+            customer.token = answer.json()["access_token"]
+            return customer.token
 
     async def setup(self, customers: int, funding_minor: int) -> None:
         """Sign customers up, open one account per currency each, and fund them (ops deposits)."""
@@ -74,10 +94,10 @@ class Bank:
         async def one(i: int) -> Customer:
             email = f"c{i}-{uuid.uuid4().hex[:8]}@chaos.test"
             await self.api.call(
-                "POST", "/v1/signup", json={"email": email, "password": "chaos-password-1", "full_name": f"C {i}"}
+                "POST", "/v1/signup", json={"email": email, "password": CUSTOMER_PASSWORD, "full_name": f"C {i}"}
             )
             tok = (
-                await self.api.call("POST", "/v1/auth/token", data={"username": email, "password": "chaos-password-1"})
+                await self.api.call("POST", "/v1/auth/token", data={"username": email, "password": CUSTOMER_PASSWORD})
             ).json()["access_token"]
             accounts = {}
             for currency in CURRENCIES:

@@ -22,7 +22,7 @@ Repositories hanging off a unit of work are those of the ledger package (account
 transfers, holds, postings, outbox). The other domain packages (otp, fx, risk, recon, audit)
 sit beside the ledger, not below it, so their repositories are classes that take a unit of
 work (`otp.store.OtpRepository(uow)`, `fx.quotes.FxQuoteRepository(uow)`, ...): the ledger
-imports none of them (the layer rule of DESIGN.md "Code shape").
+imports none of them (the layer rule of the design's "Code shape").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Nothing writes around the unit of work (DESIGN.md "Code shape"), in the modules converted
+"""Nothing writes around the unit of work (the design's "Code shape"), in the modules converted
 so far: they hold no INSERT / UPDATE / DELETE of their own (the SQL lives in the repository
 and domain modules) and open no transaction except a `ledger.uow.UnitOfWork`.
 

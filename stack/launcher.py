@@ -442,7 +442,9 @@ class Stack:
             "Customer portal": f"http://{s.host}:{s.api_port}/portal/",
             "Operations portal": f"http://{s.host}:{s.api_port}/ops/",
             # Staff read transfers there, decoded, under the ops login (portal/temporal_ui.py).
-            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/",
+            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/"
+            if not self.is_cluster
+            else "none on the cluster profile (its UI server is not on the Go module proxy)",
             "Temporal gRPC": s.temporal_address,
             "Kafka bootstrap": s.kafka_bootstrap,
             "PostgreSQL": self.database_url,

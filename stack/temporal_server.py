@@ -43,7 +43,10 @@ DB_MAIN = "temporal"
 DB_VISIBILITY = "temporal_visibility"
 SQL_PLUGIN = "postgres12"
 # The schema folders inside the module, as `temporal-sql-tool update-schema -d` wants them.
-SCHEMA_DIRS = {DB_MAIN: "schema/postgresql/v12/temporal/versioned", DB_VISIBILITY: "schema/postgresql/v12/visibility/versioned"}
+SCHEMA_DIRS = {
+    DB_MAIN: "schema/postgresql/v12/temporal/versioned",
+    DB_VISIBILITY: "schema/postgresql/v12/visibility/versioned",
+}
 # How long a closed workflow's history is kept (the dev server's default namespace keeps 24 h;
 # three days leave room to look at yesterday's transfers in the Web UI).
 NAMESPACE_RETENTION = "72h"
@@ -191,7 +194,10 @@ def server_config(*, host: str, pg_port: int, ports: ServerPorts, dynamic_config
     }
     services = ""
     for role, (grpc, membership) in roles.items():
-        services += f"  {role}:\n    rpc:\n      grpcPort: {grpc}\n      membershipPort: {membership}\n      bindOnIP: \"{host}\"\n"
+        services += (
+            f"  {role}:\n    rpc:\n      grpcPort: {grpc}\n      membershipPort: {membership}\n"
+            f'      bindOnIP: "{host}"\n'
+        )
         if role == "frontend":
             services += f"      httpPort: {ports.frontend_http}\n"
     return (

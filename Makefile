@@ -33,7 +33,7 @@ temporal-server: setup
 
 ## The workflow, relay and short chaos suites against the cluster profile.
 test-cluster: setup temporal-server
-	@LEDGERFLOW_PROFILE=cluster $(PY) -m pytest -p no:cacheprovider tests/workflows tests/relay tests/chaos tests/stack/test_cluster.py
+	@LEDGERFLOW_PROFILE=cluster $(PY) -m pytest -p no:cacheprovider -o timeout=900 tests/workflows tests/relay tests/chaos tests/stack/test_cluster.py
 
 ## Set up, then run every test against real PostgreSQL, Temporal and Kafka.
 test: setup

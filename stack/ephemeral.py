@@ -131,7 +131,7 @@ class EphemeralStack:
         """The three brokers, started together (each waits for a quorum of controllers)."""
         if "kafka-1" in self.services:
             return self.settings.kafka_bootstrap
-        services = self.stack.kafka_services()
+        services = self.stack.kafka_services(REPO / ".ledgerflow" / "kafka-dist")
         try:
             self.stack.start_together(services, "[test]")
         except StackError:

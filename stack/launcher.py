@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,14 +132,15 @@ class Stack:
             log_path=self.logs / "kafka.log",
         )
 
-    def kafka_services(self) -> list[Service]:
-        """The Kafka nodes of this profile: one, or the cluster's three (started together)."""
+    def kafka_services(self, libs_cache: Path | None = None) -> list[Service]:
+        """The Kafka nodes of this profile: one, or the cluster's three (started together).
+        `libs_cache`: where the jars are resolved (default: under home)."""
         if not self.is_cluster:
             return [self.kafka()]
         s = self.settings
         return kafka_cluster.broker_services(
             home=self.home / "kafka-cluster",
-            libs=kafka.ensure_kafka_libs(self.home / "kafka-dist", progress=self.log),
+            libs=kafka.ensure_kafka_libs(libs_cache or self.home / "kafka-dist", progress=self.log),
             host=s.host,
             ports=cluster.kafka_ports(s),
             controller_ports=cluster.kafka_controller_ports(s),
@@ -262,10 +264,11 @@ class Stack:
         """Start several services at once, then wait for each (Kafka's nodes: each waits for a
         quorum of controllers, so started one by one the first would never be ready)."""
         t0 = time.monotonic()
+        # Prepared side by side too: each node's storage format is a JVM start of its own.
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            list(pool.map(lambda svc: svc.prepare() if svc.prepare is not None else None, services))
         for service in services:
             self.log(f"{step} {service.name}: starting")
-            if service.prepare is not None:
-                service.prepare()
             service.start()
             self.started.append(service)
         self._write_pids()

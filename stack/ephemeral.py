@@ -97,7 +97,7 @@ class EphemeralStack:
             lambda: {
                 "temporal_address": f"127.0.0.1:{free_port()}",
                 "temporal_ui_port": free_port(),
-                "temporal_internal_ports": ",".join(str(free_port()) for _ in range(8)),
+                "temporal_internal_ports": _temporal_ports(),
             },
         )
         return self.settings.temporal_address
@@ -201,7 +201,26 @@ def _cluster_ports() -> dict[str, object]:
     """Free ports for the cluster profile's extra listeners (Temporal's roles, 3 Kafka nodes)."""
     brokers = [free_port() for _ in range(3)]
     return {
-        "temporal_internal_ports": ",".join(str(free_port()) for _ in range(8)),
+        "temporal_internal_ports": _temporal_ports(),
         "kafka_bootstrap": ",".join(f"127.0.0.1:{port}" for port in brokers),
         "kafka_controller_ports": ",".join(str(free_port()) for _ in range(3)),
     }
+
+
+def _temporal_ports() -> str:
+    """Eight free ports below 32768: the server's schema stores membership ports as smallint
+    (cluster_membership.rpc_port), and the OS hands out ephemeral ports above it."""
+    import random
+    import socket
+
+    chosen: list[int] = []
+    while len(chosen) < 8:
+        port = random.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in chosen:
+            chosen.append(port)
+    return ",".join(map(str, chosen))

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run check test test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
+.PHONY: setup run run-cluster check test test-cluster temporal-server test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
@@ -21,6 +21,20 @@ $(STAMP): pyproject.toml security/requirements.lock scripts/system-deps.sh
 ## Start the whole embedded stack (PostgreSQL, Temporal + Web UI, Kafka, worker, relay, API).
 run: setup
 	@$(VENV)/bin/ledgerflow up
+
+## The cluster profile: the Temporal server (built from its Go module once, then cached) on
+## PostgreSQL with 4 history shards, and three Kafka brokers (RF 3, min.insync.replicas 2).
+run-cluster: setup temporal-server
+	@$(VENV)/bin/ledgerflow up --profile cluster
+
+## Build (once per version) the Temporal server and its SQL schema tool into ~/.cache/ledgerflow.
+temporal-server: setup
+	@$(PY) -m stack.temporal_server
+
+## The workflow, relay and short chaos suites against the cluster profile.
+test-cluster: setup temporal-server
+	@LEDGERFLOW_PROFILE=cluster $(PY) -m pytest -p no:cacheprovider -o timeout=900 tests/workflows tests/relay tests/chaos tests/stack/test_cluster.py
+
 
 ## The static checks, each of which fails the build: lint, format, types (strict, tests
 ## included) and the layer contracts of DESIGN.md (import-linter, [tool.importlinter]).

@@ -90,6 +90,8 @@ async def run_workload(stack: EphemeralStack, base_url: str, args: argparse.Name
         "faults_injected": [{"fault": f, "recovery_s": round(s, 1)} for f, s in fault_log.injected],
         "processes": {kind: len(stack.apps(kind)) for kind in ("api", "worker", "relay")},
         "processes_killed": fault_log.victims,
+        "profile": stack.settings.profile,
+        "kafka_brokers_killed": fault_log.brokers_killed,
         "processes_restarted": dict(sorted(stack.stack.restarts.items())),
         "retries_seen": counters.retries,
         "duplicates_absorbed": counters.duplicates_absorbed,

@@ -24,6 +24,8 @@ class FaultLog:
     injected: list[tuple[str, float]] = field(default_factory=list)  # (fault, seconds to recover)
     # Which process each kill took (e.g. "api-2"), in order.
     victims: list[str] = field(default_factory=list)
+    # Which Kafka node the broker kill took (cluster profile), e.g. "kafka-2".
+    brokers_killed: list[str] = field(default_factory=list)
 
 
 def _restart(service: Service, pause_s: float = 0.0) -> None:
@@ -48,14 +50,33 @@ def faults(
 
         return run
 
-    return {
+    table = {
         "kill -9 worker": kill_one("worker"),
         "kill -9 relay": kill_one("relay"),
         "kill -9 api": kill_one("api"),
+        # On the cluster profile: the Temporal server (4 history shards on PostgreSQL).
         "restart temporal": lambda: _restart(s["temporal"]),
         "restart postgresql": lambda: _restart(s["postgres"]),
-        "stop/start kafka": lambda: _restart(s["kafka"], pause_s=3.0),
     }
+    if stack.settings.profile == "cluster":
+        # One of the three brokers dies; the other two hold every partition in sync
+        # (RF 3, min.insync.replicas 2), so acks=all publishing goes on after the leader election.
+        table["kill -9 kafka broker"] = lambda: _kill_broker(stack, pick, log)
+    else:
+        table["stop/start kafka"] = lambda: _restart(s["kafka"], pause_s=3.0)
+    return table
+
+
+def _kill_broker(stack: EphemeralStack, pick: random.Random, log: FaultLog | None, down_s: float = 5.0) -> None:
+    """kill -9 one Kafka node, leave it down for a while (publishing goes on without it), then
+    start it again and wait until it answers (it catches up as a follower)."""
+    victim = pick.choice([svc for name, svc in stack.services.items() if name.startswith("kafka-")])
+    if log is not None:
+        log.brokers_killed.append(victim.name)
+    victim.kill()
+    time.sleep(down_s)
+    victim.start()
+    victim.wait_ready()
 
 
 async def inject(

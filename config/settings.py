@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_controller_port: int = 9093
 
+    # Which topology `ledgerflow up` starts. "dev": the embedded one (Temporal dev server, one
+    # Kafka node), fast to start, what `make run` / `make test` use. "cluster": the Temporal
+    # server built from its Go module on PostgreSQL (4 history shards) and three Kafka brokers
+    # (RF 3, min.insync.replicas 2): what a multi-node deployment runs (stack/cluster.py).
+    profile: Literal["dev", "cluster"] = "dev"
+    # Cluster profile only. The Temporal server's 8 internal ports (HTTP and membership of the
+    # frontend, gRPC and membership of history, matching and worker), comma-separated; empty:
+    # the 8 ports after the frontend's (temporal_address), as the server's own sample config.
+    temporal_internal_ports: str = ""
+    # Cluster profile only. The three brokers' controller ports, comma-separated; empty:
+    # kafka_controller_port, +2, +4 (the brokers, when kafka_bootstrap names one: its port,
+    # +2, +4), so the default ports of the three nodes interleave without clashing.
+    kafka_controller_ports: str = ""
+
     api_port: int = 8000
 
     # How many processes of each kind the launcher runs (each >= 1). Two API processes by

@@ -17,6 +17,8 @@ from stack.service import StackError
 
 def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings()
+    if args.profile is not None:
+        settings = settings.model_copy(update={"profile": args.profile})
     stack = Stack(settings)
     stop = threading.Event()
 
@@ -129,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the whole embedded stack in the foreground (Ctrl-C stops it)")
     up.add_argument("--infra-only", action="store_true", help="PostgreSQL, Temporal and Kafka only")
+    up.add_argument(
+        "--profile",
+        choices=["dev", "cluster"],
+        default=None,
+        help="dev (default, LEDGERFLOW_PROFILE): the embedded stack; cluster: the Temporal server on "
+        "PostgreSQL (built from its Go module once) and three Kafka brokers",
+    )
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a stack left running").set_defaults(func=cmd_down)
     sub.add_parser("migrate", help="apply database migrations to LEDGERFLOW_DATABASE_URL").set_defaults(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from config.settings import Settings
 from stack import postgres
@@ -31,9 +32,12 @@ class PgServer:
 class EphemeralStack:
     """Lazily started parts of one embedded stack, stopped at session end."""
 
-    def __init__(self, home: Path, *, processes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, home: Path, *, processes: dict[str, int] | None = None, profile: Literal["dev", "cluster"] | None = None
+    ) -> None:
         """`processes`: how many of each application process `full()` starts, e.g.
-        {"api": 2, "worker": 2, "relay": 2} (the settings' defaults otherwise)."""
+        {"api": 2, "worker": 2, "relay": 2} (the settings' defaults otherwise). `profile`: the
+        topology (LEDGERFLOW_PROFILE otherwise, "dev" by default)."""
         ports = [free_port() for _ in range(6)]
         counts = processes or {}
         self.settings = Settings(
@@ -47,6 +51,12 @@ class EphemeralStack:
             api_port=ports[5],
         )
         self.settings = self.settings.model_copy(update={f"{kind}_processes": n for kind, n in counts.items()})
+        if profile is not None:
+            self.settings = self.settings.model_copy(update={"profile": profile})
+        if self.settings.profile == "cluster":
+            # LEDGERFLOW_PROFILE=cluster (`make test-cluster`): the Temporal server and three
+            # Kafka brokers, each on ports of its own.
+            self.settings = self.settings.model_copy(update=_cluster_ports())
         # Quiet, but the watcher's restarts still reach logs/launcher.log (Stack.note).
         self.stack = Stack(self.settings, log=lambda message: None)
         self.services: dict[str, Service] = {}
@@ -76,17 +86,27 @@ class EphemeralStack:
         return PgServer(self.settings.host, self.settings.pg_port, postgres.pg_bin_dir())
 
     def temporal(self) -> str:
+        if self.settings.profile == "cluster":
+            # The server's schema needs PostgreSQL first (its own two databases there).
+            self.postgres()
         self._start(
             "temporal",
             # With its Web UI: the staff tests drive it through the ops portal. It costs the
             # test session one more listening port, not a process.
             lambda: self.stack.temporal(headless=False),
-            lambda: {"temporal_address": f"127.0.0.1:{free_port()}", "temporal_ui_port": free_port()},
+            lambda: {
+                "temporal_address": f"127.0.0.1:{free_port()}",
+                "temporal_ui_port": free_port(),
+                "temporal_internal_ports": _temporal_ports(),
+            },
         )
         return self.settings.temporal_address
 
     def kafka(self) -> str:
         from stack import kafka
+
+        if self.settings.profile == "cluster":
+            return self._kafka_cluster()
 
         def build() -> Service:
             # Jars are a cache, not data: share the repo's download instead of resolving again.
@@ -105,6 +125,21 @@ class EphemeralStack:
             build,
             lambda: {"kafka_bootstrap": f"127.0.0.1:{free_port()}", "kafka_controller_port": free_port()},
         )
+        return self.settings.kafka_bootstrap
+
+    def _kafka_cluster(self) -> str:
+        """The three brokers, started together (each waits for a quorum of controllers)."""
+        if "kafka-1" in self.services:
+            return self.settings.kafka_bootstrap
+        services = self.stack.kafka_services(REPO / ".ledgerflow" / "kafka-dist")
+        try:
+            self.stack.start_together(services, "[test]")
+        except StackError:
+            for service in services:
+                service.stop()
+            raise
+        for service in services:
+            self.services[service.name] = service
         return self.settings.kafka_bootstrap
 
     def restart(self, name: str) -> None:
@@ -160,3 +195,32 @@ class EphemeralStack:
     @property
     def database_url(self) -> str:
         return self.stack.database_url
+
+
+def _cluster_ports() -> dict[str, object]:
+    """Free ports for the cluster profile's extra listeners (Temporal's roles, 3 Kafka nodes)."""
+    brokers = [free_port() for _ in range(3)]
+    return {
+        "temporal_internal_ports": _temporal_ports(),
+        "kafka_bootstrap": ",".join(f"127.0.0.1:{port}" for port in brokers),
+        "kafka_controller_ports": ",".join(str(free_port()) for _ in range(3)),
+    }
+
+
+def _temporal_ports() -> str:
+    """Eight free ports below 32768: the server's schema stores membership ports as smallint
+    (cluster_membership.rpc_port), and the OS hands out ephemeral ports above it."""
+    import random
+    import socket
+
+    chosen: list[int] = []
+    while len(chosen) < 8:
+        port = random.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in chosen:
+            chosen.append(port)
+    return ",".join(map(str, chosen))

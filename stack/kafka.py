@@ -170,8 +170,19 @@ def ensure_kafka_libs(cache_dir: Path, progress: Callable[[str], None] | None = 
     return libs
 
 
-def server_properties(*, home: Path, host: str, port: int, controller_port: int, partitions: int) -> str:
-    """The server.properties of a single combined KRaft node."""
+def server_properties(
+    *,
+    home: Path,
+    host: str,
+    port: int,
+    controller_port: int,
+    partitions: int,
+    node_id: int = NODE_ID,
+    voters: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> str:
+    """The server.properties of a single combined KRaft node (or, with `voters` and `overrides`,
+    one node of the cluster profile's three: stack/kafka_cluster.py)."""
     # A static one-voter quorum (controller.quorum.voters) rather than Kafka 4's default
     # dynamic one (controller.quorum.bootstrap.servers + `format --standalone`): one node
     # never adds controllers, and with a static quorum the voter set lives only in this
@@ -179,8 +190,8 @@ def server_properties(*, home: Path, host: str, port: int, controller_port: int,
     # the format needs no quorum flags.
     lines = {
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.voters": f"{NODE_ID}@{host}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -222,6 +233,7 @@ def server_properties(*, home: Path, host: str, port: int, controller_port: int,
         "log.retention.hours": "168",
         "log.retention.check.interval.ms": "300000",
     }
+    lines.update(overrides or {})
     body = "\n".join(f"{key}={value}" for key, value in lines.items())
     return f"# Written by stack/kafka.py; rewritten on every start.\n{body}\n"
 
@@ -235,6 +247,11 @@ def kafka_service(
     controller_port: int,
     log_path: Path,
     partitions: int = 3,
+    name: str = "kafka",
+    node_id: int = NODE_ID,
+    voters: str | None = None,
+    overrides: dict[str, str] | None = None,
+    heap: str = "1g",
 ) -> Service:
     """A Service running one KRaft broker+controller whose data lives in home/data.
 
@@ -248,6 +265,7 @@ def kafka_service(
     format_log = home / "format.log"
     classpath = f"{libs}/*"  # the JVM expands `dir/*` itself; no shell is involved
     log_opts = [f"-Dlog4j2.configurationFile={log4j}"]
+    jvm_opts = [f"-Xmx{heap}" if opt.startswith("-Xmx") else opt for opt in BROKER_JVM_OPTS]
 
     def prepare() -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -260,6 +278,9 @@ def kafka_service(
                 port=port,
                 controller_port=controller_port,
                 partitions=partitions,
+                node_id=node_id,
+                voters=voters,
+                overrides=overrides,
             )
         )
         log4j.write_text(LOG4J2_PROPERTIES)
@@ -308,8 +329,8 @@ def kafka_service(
         return _broker_answers(host, port)
 
     return Service(
-        name="kafka",
-        argv=[java, *BROKER_JVM_OPTS, *log_opts, "-cp", classpath, BROKER_MAIN, str(props)],
+        name=name,
+        argv=[java, *jvm_opts, *log_opts, "-cp", classpath, BROKER_MAIN, str(props)],
         log_path=log_path,
         ready=ready,
         cwd=home,

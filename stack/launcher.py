@@ -22,11 +22,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import TEMPORAL_UI_CODEC_PATH, TEMPORAL_UI_PATH, Settings
-from stack import kafka, postgres, temporal
+from stack import cluster, kafka, kafka_cluster, postgres, temporal, temporal_server
 from stack.service import Service, StackError, ensure_port_free
 
 DB_NAME = "ledgerflow"
@@ -79,8 +80,30 @@ class Stack:
             data_dir=self.home / "pgdata", host=s.host, port=s.pg_port, log_path=self.logs / "postgresql.log"
         )
 
+    def __post_init__(self) -> None:
+        if self.is_cluster:
+            # Every process gets all three brokers as its bootstrap list.
+            self.settings = cluster.cluster_settings(self.settings)
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.settings.profile == "cluster"
+
     def temporal(self, *, headless: bool = False) -> Service:
         s = self.settings
+        if self.is_cluster:
+            # The Temporal server on PostgreSQL (stack/temporal_server.py); no Web UI of its own
+            # (the UI server's Go module is not on the module proxy: README, "Beyond one machine").
+            build = temporal_server.ensure_server_build(progress=self.log)
+            return temporal_server.temporal_server_service(
+                build=build,
+                home=self.home / "temporal-server",
+                host=s.host,
+                pg_port=s.pg_port,
+                ports=cluster.temporal_ports(s),
+                namespace=s.temporal_namespace,
+                log_path=self.logs / "temporal.log",
+            )
         host, port = s.temporal_address.rsplit(":", 1)
         return temporal.temporal_service(
             db_file=self.home / "temporal" / "temporal.db",
@@ -107,6 +130,21 @@ class Stack:
             port=int(port),
             controller_port=s.kafka_controller_port,
             log_path=self.logs / "kafka.log",
+        )
+
+    def kafka_services(self, libs_cache: Path | None = None) -> list[Service]:
+        """The Kafka nodes of this profile: one, or the cluster's three (started together).
+        `libs_cache`: where the jars are resolved (default: under home)."""
+        if not self.is_cluster:
+            return [self.kafka()]
+        s = self.settings
+        return kafka_cluster.broker_services(
+            home=self.home / "kafka-cluster",
+            libs=kafka.ensure_kafka_libs(libs_cache or self.home / "kafka-dist", progress=self.log),
+            host=s.host,
+            ports=cluster.kafka_ports(s),
+            controller_ports=cluster.kafka_controller_ports(s),
+            logs=self.logs,
         )
 
     def python_service(
@@ -197,6 +235,15 @@ class Stack:
             ("Kafka", k_host, int(k_port), "LEDGERFLOW_KAFKA_BOOTSTRAP"),
             ("the Kafka controller", k_host, s.kafka_controller_port, "LEDGERFLOW_KAFKA_CONTROLLER_PORT"),
         ]
+        if self.is_cluster:
+            wanted = wanted[:3]
+            for n, port in enumerate(cluster.temporal_ports(s).__dict__.values()):
+                if n:
+                    wanted.append(("the Temporal server", t_host, port, "LEDGERFLOW_TEMPORAL_INTERNAL_PORTS"))
+            for port in cluster.kafka_ports(s):
+                wanted.append(("Kafka", s.host, port, "LEDGERFLOW_KAFKA_BOOTSTRAP"))
+            for port in cluster.kafka_controller_ports(s):
+                wanted.append(("a Kafka controller", s.host, port, "LEDGERFLOW_KAFKA_CONTROLLER_PORTS"))
         if with_apps:
             wanted.append(("the API", s.host, s.api_port, "LEDGERFLOW_API_PORT"))
         for name, host, port, var in wanted:
@@ -212,6 +259,22 @@ class Stack:
         self._write_pids()
         service.wait_ready()
         self.log(f"{step} {service.name}: ready in {time.monotonic() - t0:.1f}s")
+
+    def start_together(self, services: list[Service], step: str) -> None:
+        """Start several services at once, then wait for each (Kafka's nodes: each waits for a
+        quorum of controllers, so started one by one the first would never be ready)."""
+        t0 = time.monotonic()
+        # Prepared side by side too: each node's storage format is a JVM start of its own.
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            list(pool.map(lambda svc: svc.prepare() if svc.prepare is not None else None, services))
+        for service in services:
+            self.log(f"{step} {service.name}: starting")
+            service.start()
+            self.started.append(service)
+        self._write_pids()
+        for service in services:
+            service.wait_ready()
+        self.log(f"{step} {', '.join(svc.name for svc in services)}: ready in {time.monotonic() - t0:.1f}s")
 
     def start_apps(self, services: list[Service], step: str) -> None:
         """Start the application processes kind by kind (all of a kind at once, then wait for
@@ -334,10 +397,11 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "launcher.pid").write_text(str(os.getpid()))
         try:
-            kafka_service = self.kafka()  # resolves the jars first: the slow part of a cold start
+            kafka_services = self.kafka_services()  # resolves the jars first: the slow part of a cold start
+            temporal_service = self.temporal()  # the cluster profile builds its server first (once)
             self.start_database("[1/4]")
-            self.start(self.temporal(), "[2/4]")
-            self.start(kafka_service, "[3/4]")
+            self.start(temporal_service, "[2/4]")
+            self.start_together(kafka_services, "[3/4]")
             self.write_env_file()
             if with_apps:
                 self.start_apps(self.app_services(), "[4/4]")
@@ -381,7 +445,9 @@ class Stack:
             "Customer portal": f"http://{s.host}:{s.api_port}/portal/",
             "Operations portal": f"http://{s.host}:{s.api_port}/ops/",
             # Staff read transfers there, decoded, under the ops login (portal/temporal_ui.py).
-            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/",
+            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/"
+            if not self.is_cluster
+            else "none on the cluster profile (its UI server is not on the Go module proxy)",
             "Temporal gRPC": s.temporal_address,
             "Kafka bootstrap": s.kafka_bootstrap,
             "PostgreSQL": self.database_url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
@@ -19,13 +20,15 @@ from tests.relay.helpers import FAST, Tail, Threads, outbox_ids, posted_transfer
 def test_kafka_down_rows_wait_in_the_outbox_then_flow_when_it_returns(
     engine: Engine, ledger: Ledger, tail: Tail, relay_topics: str, threads: Threads, test_stack: TestStack
 ) -> None:
-    kafka = test_stack.services["kafka"]
+    # The single node, or every node of the cluster profile (`make test-cluster`): Kafka down.
+    nodes = [svc for name, svc in test_stack.services.items() if name == "kafka" or name.startswith("kafka-")]
     threads.start(OutboxRelay(engine, relay_topics, FAST).run, "relay")
     posted_transfer(ledger)
     wait_until(lambda: unpublished(engine) == 0, timeout_s=20, what="the first transfer to be published")
 
     failures_before = _sample("ledgerflow_relay_publish_failures_total")
-    kafka.stop()
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(lambda node: node.stop(), nodes))
     try:
         transfers = [posted_transfer(ledger) for _ in range(3)]
         wait_until(
@@ -50,8 +53,10 @@ def test_kafka_down_rows_wait_in_the_outbox_then_flow_when_it_returns(
             what="the backlog gauge to count the waiting rows",
         )
     finally:
-        kafka.start()
-        kafka.wait_ready()
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_ready()
 
     wait_until(lambda: unpublished(engine) == 0, timeout_s=40, what="the relay to resume by itself")
     wait_until(

@@ -50,7 +50,8 @@ async def test_temporal_is_the_server_on_postgresql_with_four_shards(
 
 
 def test_kafka_has_three_brokers_and_topics_replicated_three_ways(kafka_bootstrap: str) -> None:
-    from confluent_kafka.admin import AdminClient, ConfigResource
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._config import ConfigResource  # the public module leaves it out of __all__
 
     from relay.topics import ensure_topics
 
@@ -64,6 +65,7 @@ def test_kafka_has_three_brokers_and_topics_replicated_three_ways(kafka_bootstra
     for topic in ours:
         for partition in topic.partitions.values():
             assert len(partition.replicas) == kafka_cluster.REPLICATION_FACTOR, topic.topic
+        assert topic.topic is not None
         resource = ConfigResource(ConfigResource.Type.TOPIC, topic.topic)
         configs = admin.describe_configs([resource])[resource].result(timeout=10)
         assert configs["min.insync.replicas"].value == str(kafka_cluster.MIN_INSYNC_REPLICAS)

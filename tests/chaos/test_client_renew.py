@@ -4,12 +4,11 @@ and a 401 with no fresh token stands. A pure unit test of the harness (httpx's m
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from chaos.client import Api, ApiError, Counters
+from tests.run_async import run_async
 
 
 def _api(valid: set[str]) -> Api:
@@ -32,7 +31,7 @@ def test_an_expired_token_is_renewed_once_and_the_request_sent_again() -> None:
         return "fresh"
 
     api.renew = renew
-    response = asyncio.run(api.call("GET", "/v1/notifications", token="stale"))
+    response = run_async(api.call("GET", "/v1/notifications", token="stale"))
     assert response.json() == {"ok": True}
     assert renewed == ["stale"]
 
@@ -45,5 +44,5 @@ def test_a_401_without_a_fresh_token_stands() -> None:
 
     api.renew = renew
     with pytest.raises(ApiError) as refused:
-        asyncio.run(api.call("GET", "/v1/notifications", token="stale"))
+        run_async(api.call("GET", "/v1/notifications", token="stale"))
     assert refused.value.code == "unauthorized"

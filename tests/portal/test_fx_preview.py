@@ -3,13 +3,13 @@ unit test: the quote endpoint is replaced by the same conversion at a fixed rate
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import Any, cast
 
 from ledger.fx import FixedSide, convert
 from portal.apiclient import ApiClient
 from portal.fx_preview import preview
+from tests.run_async import run_async
 
 RATE = Decimal("0.917342")
 SPREAD_BPS = 35
@@ -33,7 +33,7 @@ class QuoteEndpoint:
 
 def payee_fixed(amount_minor: int) -> Any:
     api = cast(ApiClient, QuoteEndpoint())
-    return asyncio.run(
+    return run_async(
         preview(api, source_currency="USD", destination_currency="EUR", amount_minor=amount_minor, currency="EUR")
     )
 

@@ -165,7 +165,16 @@ def test_roles_see_only_their_pages(portal_stack: PortalStack, people: Contexts)
     auditor.login("auditor")
     nav = auditor.page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link")).to_have_text(
-        ["Transfers", "Customers", "FX rates", "Limits & risk", "Reconciliation", "Event pipeline", "Audit log", "Security"]
+        [
+            "Transfers",
+            "Customers",
+            "FX rates",
+            "Limits & risk",
+            "Reconciliation",
+            "Event pipeline",
+            "Audit log",
+            "Security",
+        ]
     )
     auditor.page.goto(auditor.url("/pipeline"))
     expect(auditor.page.get_by_role("heading", name="Event pipeline")).to_be_visible()

@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 DAY_MS: Final = 24 * 60 * 60 * 1000
 
-TRANSFERS: Final = Topic.TRANSFERS
-ACCOUNTS: Final = Topic.ACCOUNTS
-NOTIFICATIONS: Final = Topic.NOTIFICATIONS
-RISK: Final = Topic.RISK
+# Plain strings (`.value`): librdkafka's bindings refuse a str subclass in some calls
+# (AdminClient.describe_configs: "Expected .name to be str type, not Topic").
+TRANSFERS: Final = Topic.TRANSFERS.value
+ACCOUNTS: Final = Topic.ACCOUNTS.value
+NOTIFICATIONS: Final = Topic.NOTIFICATIONS.value
+RISK: Final = Topic.RISK.value
 
 
 class TopicSetupError(Exception):
@@ -50,7 +52,7 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(TRANSFERS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(ACCOUNTS, partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec(NOTIFICATIONS, partitions=3, retention_ms=1 * DAY_MS),
-    TopicSpec(Topic.OPS, partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
+    TopicSpec(Topic.OPS.value, partitions=1, retention_ms=30 * DAY_MS),  # rare alerts: in order, kept a month
     # Risk verdicts, keyed by transfer id like the transfers they judge; kept as long.
     TopicSpec(RISK, partitions=6, retention_ms=7 * DAY_MS),
 )

@@ -138,6 +138,10 @@ async def measure(
         "LEDGERFLOW_OTP_KEY": OTP_KEY,
         "LEDGERFLOW_PAYLOAD_KEYS": SETTINGS.payload_keys.get_secret_value(),
         "LEDGERFLOW_SEAL_KEYS": SETTINGS.seal_keys.get_secret_value(),
+        # The bare transfer workflow: no risk consumer runs here, so with review on every
+        # transfer would wait out LEDGERFLOW_RISK_WAIT_S and go to review (fail closed) instead
+        # of posting. The e2e benchmark measures risk on beside risk off.
+        "LEDGERFLOW_RISK_ENABLED": "false",
     }
 
     noop_queue = f"bench-noop-{uuid.uuid4().hex[:6]}"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -18,17 +17,12 @@ import portal
 from api import idempotency, openapi, problems, readiness
 from api.bodylimit import BodySizeLimit
 from api.contract import declare
-from api.metrics import LATENCY, REQUESTS
+from api.request_metrics import PROCESS_NAME, RequestMetrics
 from api.routes import CUSTOMER_ROUTERS, OPS_ROUTERS, ops_codec, ops_reconciliation
 from api.runtime import Runtime
 from config.settings import TEMPORAL_UI_CODEC_PATH
 
 log = logging.getLogger("ledgerflow.api")
-
-# Which API process answered (the launcher names each: api-1, api-2, ...): several processes
-# share one port, and an operator or a test reading a response can tell them apart.
-PROCESS_NAME = os.environ.get("LEDGERFLOW_PROCESS_NAME") or f"api-pid-{os.getpid()}"
-PROCESS_HEADER = "X-Ledgerflow-Process"
 
 CUSTOMER_PREFIX = "/v1"
 OPS_PREFIX = "/ops/v1"
@@ -57,7 +51,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
 
-    # Before anything reads a body (only `measure` is outside it, so refusals are counted too).
+    # Before anything reads a body (only RequestMetrics is outside it).
     # 64 KiB everywhere except the two routes that take documents: Temporal payloads for the
     # Web UI's codec, and bank statements (CSV) for reconciliation.
     app.add_middleware(
@@ -69,20 +63,8 @@ def create_app() -> FastAPI:
         },
     )
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as err:
-            # Anything that escaped the handlers: a problem document, never a trace or SQL.
-            response = problems.unexpected_error_response(request, err)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        LATENCY.labels(request.method, path).observe(time.perf_counter() - t0)
-        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        response.headers[PROCESS_HEADER] = PROCESS_NAME
-        return response
+    # Outermost: refusals by BodySizeLimit are counted too.
+    app.add_middleware(RequestMetrics)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str | int]:

@@ -124,6 +124,18 @@ def record_denial(
         uow.commit()
 
 
+def record_customer_action(
+    engine: Engine, customer: CustomerPrincipal, action: str, target_type: str, target_id: object, after: object
+) -> None:
+    """One audit row for what a customer did, in a unit of its own (after the change committed:
+    a payee added or trusted, a standing order set up or paused)."""
+    with UnitOfWork(engine) as uow:
+        audit.record(
+            uow.sql, actor=customer.actor, action=action, target_type=target_type, target_id=target_id, after=after
+        )
+        uow.commit()
+
+
 def record_foreign_access(engine: Engine, customer: CustomerPrincipal, target_type: str, target_id: object) -> None:
     """A customer named something that exists but is not theirs. They get the same 404 as for
     something that does not exist; the audit log keeps the difference."""

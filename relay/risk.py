@@ -28,8 +28,8 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transfer_io import RiskVerdict
 from config.settings import Settings
+from contracts.transfer import RiskVerdict
 from ledger.db import Conn
 from ledger.uow import UnitOfWork
 from relay.consumer import EventConsumer

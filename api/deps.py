@@ -55,7 +55,7 @@ LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def get_connection(engine: EngineDep) -> Iterator[Connection]:
-    """A read connection for the request (writes open their own transaction explicitly)."""
+    """A read connection for the request (writes open a unit of work, ledger.uow)."""
     with engine.connect() as conn:
         yield conn
 

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-
-@dataclass(frozen=True)
-class DbPingInput:
-    probe_id: str
-
-
-@dataclass(frozen=True)
-class DbPingResult:
-    probe_id: str
-    server_version: str
+from contracts.health import DbPingInput, DbPingResult
 
 
 class HealthActivities:

@@ -8,8 +8,8 @@ from uuid import UUID
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-from activities.standing_order_io import BeginRunInput, BeginRunResult
-from activities.transfer_io import TransferRequest
+from contracts.standing_order import BeginRunInput, BeginRunResult
+from contracts.transfer import TransferRequest
 from ledger import standing_orders
 from ledger.payees import ScaExemption
 from ledger.uow import UnitOfWork

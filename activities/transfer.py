@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.faults import crash_point
-from activities.transfer_io import (
+from contracts.transfer import (
     CloseInput,
     InitiateInput,
     InitiateResult,

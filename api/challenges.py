@@ -9,19 +9,22 @@ through the one OTP delivery path (otp/delivery.py) in the transaction that issu
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeVar
 from uuid import UUID
 
 from api.problems import Problem
 from config.settings import Settings
 from ledger.db import Conn
 from ledger.states import OtpChallengeState, OtpOutcome
+from ledger.uow import UnitOfWork
 from otp import store as otp_store
 from otp.codes import Binding
 from otp.delivery import OtpMessage, SealsText, request_otp_message
 
 ACCEPTED: Final = OtpOutcome.ACCEPTED
+T = TypeVar("T")
 
 
 def issue(
@@ -80,6 +83,25 @@ def check(conn: Conn, settings: Settings, *, binding: Binding, code: str) -> otp
         code=code,
         now=datetime.now(UTC),
     )
+
+
+def confirm(
+    uow: UnitOfWork, settings: Settings, *, binding: Binding, code: str, what: str, accept: Callable[[], T]
+) -> T:
+    """Confirm something pending with its code (a payee, a standing order), on `uow` whose
+    caller has locked the row and checked it is pending: on an accepted code `accept()` makes
+    the change and its result is returned. The unit is committed either way: a wrong code
+    still spends its attempt.
+
+    Raises:
+        Problem: the refusal for the code's outcome (invalid_otp, otp_not_pending, otp_throttled).
+    """
+    result = check(uow.conn, settings, binding=binding, code=code)
+    accepted = accept() if result.outcome == ACCEPTED else None
+    uow.commit()
+    if accepted is None:
+        raise refusal(result, what)
+    return accepted
 
 
 def not_pending(what: str) -> Problem:

@@ -24,6 +24,7 @@ from api.problems import Problem
 from api.runtime import Runtime
 from ledger import audit
 from ledger.service import Ledger
+from ledger.uow import UnitOfWork
 
 customer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", scheme_name="CustomerToken", auto_error=False)
 staff_scheme = OAuth2PasswordBearer(tokenUrl="/ops/v1/auth/token", scheme_name="StaffToken", auto_error=False)
@@ -54,7 +55,7 @@ LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def get_connection(engine: EngineDep) -> Iterator[Connection]:
-    """A read connection for the request (writes open their own transaction explicitly)."""
+    """A read connection for the request (writes open a unit of work, ledger.uow)."""
     with engine.connect() as conn:
         yield conn
 
@@ -109,9 +110,9 @@ def record_denial(
     detail: dict[str, object] | None = None,
 ) -> None:
     metrics.DENIALS.labels(realm, reason).inc()
-    with engine.begin() as conn:
+    with UnitOfWork(engine) as uow:
         audit.record(
-            conn,
+            uow.sql,
             actor=actor,
             action="access_denied",
             outcome="denied",
@@ -120,15 +121,28 @@ def record_denial(
             detail={"reason": reason, "realm": realm, **(detail or {})},
             ip=client_ip(request),
         )
+        uow.commit()
+
+
+def record_customer_action(
+    engine: Engine, customer: CustomerPrincipal, action: str, target_type: str, target_id: object, after: object
+) -> None:
+    """One audit row for what a customer did, in a unit of its own (after the change committed:
+    a payee added or trusted, a standing order set up or paused)."""
+    with UnitOfWork(engine) as uow:
+        audit.record(
+            uow.sql, actor=customer.actor, action=action, target_type=target_type, target_id=target_id, after=after
+        )
+        uow.commit()
 
 
 def record_foreign_access(engine: Engine, customer: CustomerPrincipal, target_type: str, target_id: object) -> None:
     """A customer named something that exists but is not theirs. They get the same 404 as for
     something that does not exist; the audit log keeps the difference."""
     metrics.DENIALS.labels(security.CUSTOMER, "not_owner").inc()
-    with engine.begin() as conn:
+    with UnitOfWork(engine) as uow:
         audit.record(
-            conn,
+            uow.sql,
             actor=customer.actor,
             action="access_denied",
             outcome="denied",
@@ -136,6 +150,7 @@ def record_foreign_access(engine: Engine, customer: CustomerPrincipal, target_ty
             target_id=target_id,
             detail={"reason": "not_owner", "realm": security.CUSTOMER},
         )
+        uow.commit()
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -28,12 +28,12 @@ from typing import Any, Final
 from uuid import UUID
 
 from fastapi import Request, Response
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem, problem_response
 from ledger.ids import uuid7
+from ledger.uow import UnitOfWork
 
 # A claim is a lease: longer than any request may take (the transfer route bounds its own
 # waits well below this), short enough that a crashed request does not block retries long.
@@ -95,11 +95,19 @@ def _stored_response(stored: Stored) -> Response:
 
 
 def claim(engine: Engine, req: IdempotentRequest) -> Claimed | Stored:
-    """Take the key, or say what the earlier request with it says.
+    """Take the key, or say what the earlier request with it says (one unit of work of its
+    own, committed before any work: the claim must outlive whatever the request does next).
 
     Raises:
         Problem: 422 idempotency_key_reused, 409 idempotency_key_in_flight.
     """
+    with UnitOfWork(engine) as uow:
+        outcome = _claim(uow, req)
+        uow.commit()
+    return outcome
+
+
+def _claim(uow: UnitOfWork, req: IdempotentRequest) -> Claimed | Stored:
     params: dict[str, Any] = {
         "p": req.principal,
         "k": req.key,
@@ -110,89 +118,80 @@ def claim(engine: Engine, req: IdempotentRequest) -> Claimed | Stored:
         "lease": LEASE_S,
         "keep": RETENTION_S,
     }
-    with engine.begin() as conn:
-        inserted = conn.execute(
-            text(
-                """
-                INSERT INTO idempotency_keys (principal, key, method, path, request_hash, resource_id, state,
-                                              locked_until, created_at, expires_at)
-                VALUES (:p, :k, :m, :path, :h, :rid, 'processing', now() + make_interval(secs => :lease), now(),
-                        now() + make_interval(secs => :keep))
-                ON CONFLICT (principal, key) DO NOTHING
-                RETURNING resource_id
-                """
-            ),
-            params,
-        ).first()
-        if inserted is not None:
-            return Claimed(resource_id=inserted.resource_id, retaken=False)
+    inserted = uow.query(
+        """
+        INSERT INTO idempotency_keys (principal, key, method, path, request_hash, resource_id, state,
+                                      locked_until, created_at, expires_at)
+        VALUES (%(p)s, %(k)s, %(m)s, %(path)s, %(h)s, %(rid)s, 'processing',
+                now() + make_interval(secs => %(lease)s), now(), now() + make_interval(secs => %(keep)s))
+        ON CONFLICT (principal, key) DO NOTHING
+        RETURNING resource_id
+        """,
+        params,
+    ).fetchone()
+    if inserted is not None:
+        return Claimed(resource_id=inserted.resource_id, retaken=False)
 
-        row = conn.execute(
-            text(
-                """
-                SELECT request_hash, resource_id, state, response_status, response_headers, response_body,
-                       locked_until > now() AS leased, expires_at <= now() AS expired
-                  FROM idempotency_keys WHERE principal = :p AND key = :k FOR UPDATE
-                """
-            ),
-            params,
-        ).one()
-        if row.expired:
-            # Past retention the key means nothing any more: start afresh as a new request.
-            conn.execute(
-                text(
-                    """
-                    UPDATE idempotency_keys
-                       SET method = :m, path = :path, request_hash = :h, resource_id = :rid, state = 'processing',
-                           locked_until = now() + make_interval(secs => :lease), response_status = NULL,
-                           response_headers = NULL, response_body = NULL, created_at = now(), completed_at = NULL,
-                           expires_at = now() + make_interval(secs => :keep)
-                     WHERE principal = :p AND key = :k
-                    """
-                ),
-                params,
-            )
-            return Claimed(resource_id=params["rid"], retaken=False)
-        if row.request_hash != req.request_hash:
-            raise Problem(
-                422,
-                "idempotency_key_reused",
-                "Idempotency-Key reused",
-                "This Idempotency-Key was already used with a different request.",
-            )
-        if row.state == "completed":
-            return Stored(int(row.response_status), dict(row.response_headers or {}), bytes(row.response_body))
-        if row.leased:
-            raise Problem(
-                409,
-                "idempotency_key_in_flight",
-                "Request in progress",
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-            )
-        conn.execute(
-            text(
-                "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => :lease) "
-                "WHERE principal = :p AND key = :k"
-            ),
+    row = uow.query(
+        """
+        SELECT request_hash, resource_id, state, response_status, response_headers, response_body,
+               locked_until > now() AS leased, expires_at <= now() AS expired
+          FROM idempotency_keys WHERE principal = %(p)s AND key = %(k)s FOR UPDATE
+        """,
+        params,
+    ).fetchone()
+    assert row is not None  # the INSERT above found it
+    if row.expired:
+        # Past retention the key means nothing any more: start afresh as a new request.
+        uow.execute(
+            """
+            UPDATE idempotency_keys
+               SET method = %(m)s, path = %(path)s, request_hash = %(h)s, resource_id = %(rid)s,
+                   state = 'processing', locked_until = now() + make_interval(secs => %(lease)s),
+                   response_status = NULL, response_headers = NULL, response_body = NULL, created_at = now(),
+                   completed_at = NULL, expires_at = now() + make_interval(secs => %(keep)s)
+             WHERE principal = %(p)s AND key = %(k)s
+            """,
             params,
         )
-        return Claimed(resource_id=row.resource_id, retaken=True)
+        return Claimed(resource_id=params["rid"], retaken=False)
+    if row.request_hash != req.request_hash:
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            "Idempotency-Key reused",
+            "This Idempotency-Key was already used with a different request.",
+        )
+    if row.state == "completed":
+        return Stored(int(row.response_status), dict(row.response_headers or {}), bytes(row.response_body))
+    if row.leased:
+        raise Problem(
+            409,
+            "idempotency_key_in_flight",
+            "Request in progress",
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+        )
+    uow.execute(
+        "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => %(lease)s) "
+        "WHERE principal = %(p)s AND key = %(k)s",
+        params,
+    )
+    return Claimed(resource_id=row.resource_id, retaken=True)
 
 
 def complete(engine: Engine, req: IdempotentRequest, response: Response) -> Stored | None:
     """Store the response; if another attempt stored one first (it re-took a lapsed lease),
     return that one, which is what every later replay will show."""
     headers = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-    with engine.begin() as conn:
-        updated = conn.execute(
-            text(
-                """
-                UPDATE idempotency_keys
-                   SET state = 'completed', response_status = :status, response_headers = CAST(:headers AS jsonb),
-                       response_body = :body, completed_at = now(), locked_until = now()
-                 WHERE principal = :p AND key = :k AND state = 'processing'
-                """
-            ),
+    with UnitOfWork(engine) as uow:
+        updated = uow.execute(
+            """
+            UPDATE idempotency_keys
+               SET state = 'completed', response_status = %(status)s,
+                   response_headers = CAST(%(headers)s AS jsonb), response_body = %(body)s,
+                   completed_at = now(), locked_until = now()
+             WHERE principal = %(p)s AND key = %(k)s AND state = 'processing'
+            """,
             {
                 "status": response.status_code,
                 "headers": json.dumps(headers),
@@ -200,16 +199,17 @@ def complete(engine: Engine, req: IdempotentRequest, response: Response) -> Stor
                 "p": req.principal,
                 "k": req.key,
             },
-        )
-        if updated.rowcount:
-            return None
-        row = conn.execute(
-            text(
+        ).rowcount
+        row = (
+            None
+            if updated
+            else uow.query(
                 "SELECT response_status, response_headers, response_body FROM idempotency_keys "
-                "WHERE principal = :p AND key = :k AND state = 'completed'"
-            ),
-            {"p": req.principal, "k": req.key},
-        ).first()
+                "WHERE principal = %(p)s AND key = %(k)s AND state = 'completed'",
+                {"p": req.principal, "k": req.key},
+            ).fetchone()
+        )
+        uow.commit()
     if row is None:
         return None
     return Stored(int(row.response_status), dict(row.response_headers or {}), bytes(row.response_body))
@@ -217,19 +217,20 @@ def complete(engine: Engine, req: IdempotentRequest, response: Response) -> Stor
 
 def release(engine: Engine, req: IdempotentRequest) -> None:
     """Let a retry re-take the key now (the attempt failed on our side), keeping its resource id."""
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE idempotency_keys SET locked_until = now() "
-                "WHERE principal = :p AND key = :k AND state = 'processing'"
-            ),
+    with UnitOfWork(engine) as uow:
+        uow.execute(
+            "UPDATE idempotency_keys SET locked_until = now() "
+            "WHERE principal = %(p)s AND key = %(k)s AND state = 'processing'",
             {"p": req.principal, "k": req.key},
         )
+        uow.commit()
 
 
 def purge_expired(engine: Engine) -> int:
-    with engine.begin() as conn:
-        return int(conn.execute(text("DELETE FROM idempotency_keys WHERE expires_at < now()")).rowcount)
+    with UnitOfWork(engine) as uow:
+        purged = int(uow.execute("DELETE FROM idempotency_keys WHERE expires_at < now()").rowcount)
+        uow.commit()
+    return purged
 
 
 Work = Callable[[UUID], Awaitable[Response]]

@@ -14,6 +14,7 @@ from api.deps import client_ip
 from api.problems import Problem
 from api.schemas import Token
 from ledger import audit
+from ledger.uow import UnitOfWork
 from security.sealed import Sealer
 
 _TABLES: Final = {security.CUSTOMER: "customers", security.STAFF: "staff"}
@@ -44,8 +45,10 @@ def login(
     outcome: str
     issued: security.IssuedToken | None = None
     retry_after: int | None = None
-    # One transaction, and no exception raised inside it: the failure row must be committed.
-    with engine.begin() as conn:
+    # One unit of work, and no exception raised inside it: the failure row must be committed.
+    # The throttle, second factor, token and audit helpers speak SQLAlchemy: they join `uow.sql`.
+    with UnitOfWork(engine) as uow:
+        conn = uow.sql
         throttle.serialise(conn, realm, username)
         retry_after = throttle.retry_after_s(conn, realm, username, ip)
         if retry_after is not None:
@@ -87,6 +90,7 @@ def login(
                 detail=None if outcome == "ok" else {"reason": outcome},
                 ip=ip,
             )
+        uow.commit()
     metrics.LOGINS.labels(realm, outcome).inc()
     if outcome == "throttled":
         raise Problem(
@@ -117,5 +121,6 @@ def login(
 
 def logout(engine: Engine, token: str | None) -> None:
     if token:
-        with engine.begin() as conn:
-            security.revoke_token(conn, token)
+        with UnitOfWork(engine) as uow:
+            security.revoke_token(uow.sql, token)
+            uow.commit()

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from psycopg.errors import UniqueViolation
 
-from api.routes.ops_staff import insert_staff
+from api import principals
 from api.security import STAFF
 from config.settings import Settings
 from ledger import audit
 from ledger.db import make_engine
 from ledger.money import CURRENCY_EXPONENTS
 from ledger.service import Ledger
+from ledger.uow import UnitOfWork
 from mfa import codes as mfa_codes
 from mfa import store as mfa_store
 from security.sealed import load_sealer
@@ -72,8 +72,9 @@ def create_staff(
     sealer = load_sealer(settings or Settings())
     engine = make_engine(database_url, pool_size=1, application_name="ledgerflow-seed")
     try:
-        with engine.begin() as conn:
-            staff = insert_staff(conn, email=email, password=password, role=role, created_by=None)
+        with UnitOfWork(engine) as uow:
+            conn = uow.sql  # the audit chain and the MFA store speak SQLAlchemy
+            staff = principals.insert_staff(uow, email=email, password=password, role=role, created_by=None)
             audit.record(
                 conn,
                 actor=audit.SYSTEM,
@@ -91,8 +92,9 @@ def create_staff(
                 target_type="staff",
                 target_id=staff.staff_id,
             )
+            uow.commit()
         return NewStaff(staff_id=str(staff.staff_id), otpauth_uri=enrolment.otpauth_uri)
-    except IntegrityError as err:
+    except UniqueViolation as err:
         raise StaffExists(email) from err
     finally:
         engine.dispose()
@@ -117,26 +119,28 @@ def seed_dev(database_url: str, settings: Settings | None = None) -> str:
     engine = make_engine(database_url, pool_size=1, application_name="ledgerflow-seed")
     try:
         Ledger(engine).ensure_house_accounts(sorted(CURRENCY_EXPONENTS))
-        with engine.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM staff WHERE lower(email) = lower(:e)"), {"e": DEV_ADMIN_EMAIL}
-            ).first()
+        with UnitOfWork(engine) as uow:  # reads only: rolled back
+            exists = uow.execute(
+                "SELECT 1 FROM staff WHERE lower(email) = lower(%(e)s)", {"e": DEV_ADMIN_EMAIL}
+            ).fetchone()
         if exists is None:
             # A concurrent seed may win the race: same outcome.
             with contextlib.suppress(StaffExists):
                 create_staff(
                     database_url, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, "admin", settings=settings, totp="enabled"
                 )
-        with engine.begin() as conn:
-            admin_id = conn.execute(
-                text("SELECT id FROM staff WHERE lower(email) = lower(:e) FOR UPDATE"), {"e": DEV_ADMIN_EMAIL}
-            ).scalar_one()
+        with UnitOfWork(engine) as uow:
+            conn = uow.sql  # the MFA store and the audit chain speak SQLAlchemy
+            admin_id = uow.execute(
+                "SELECT id FROM staff WHERE lower(email) = lower(%(e)s) FOR UPDATE", {"e": DEV_ADMIN_EMAIL}
+            ).fetchone()[0]
             secret = mfa_store.enabled_secret(conn, sealer, realm=STAFF, principal_id=admin_id)
             if secret is None:
                 secret = mfa_store.enrol_enabled(
                     conn, sealer, realm=STAFF, principal_id=admin_id, account=DEV_ADMIN_EMAIL
                 ).secret
                 audit.record(conn, actor=audit.SYSTEM, action="mfa.enabled", target_type="staff", target_id=admin_id)
+            uow.commit()
     finally:
         engine.dispose()
     uri = mfa_codes.provisioning_uri(secret, DEV_ADMIN_EMAIL)

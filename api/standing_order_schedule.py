@@ -25,8 +25,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.standing_order_io import StandingOrderRunInput
 from config.settings import Settings
+from contracts.standing_order import StandingOrderRunInput
 from ledger import account_numbers
 from ledger.standing_orders import Frequency, StandingOrder, schedule_id
 

@@ -25,8 +25,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transfer_io import OtpSubmission, ReviewDecision, TransferRequest, TransferState, VerifyOtpResult
 from api.problems import Problem
+from contracts.transfer import OtpSubmission, ReviewDecision, TransferRequest, TransferState, VerifyOtpResult
 from workflows.transfer import TransferWorkflow, workflow_id_for
 
 POLL_S: Final = 0.02

@@ -20,9 +20,9 @@ from uuid import UUID
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.transfer_io import OtpSubmission, TransferRequest
 from bench.stats import percentile, result
 from config.settings import Settings
+from contracts.transfer import OtpSubmission, TransferRequest
 from ledger.db import make_engine
 from ledger.ids import uuid7
 from ledger.money import Money

@@ -11,10 +11,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
-from ledger.db import Conn
+from ledger.db import Conn, call_function
 from ledger.errors import DuplicatePosting
 from ledger.legs import Direction, Leg, check_balanced
 from ledger.outbox import OutboxEvent, event_param
@@ -69,6 +69,10 @@ def leg_arrays(legs: Sequence[Leg]) -> tuple[str, str, str]:
     )
 
 
+# The legs go as array literals (leg_arrays), the event as JSON text.
+_POST_CASTS: Final = {"p_account_ids": "uuid[]", "p_currencies": "text[]", "p_amounts": "bigint[]", "p_event": "jsonb"}
+
+
 def post(conn: Conn, posting: Posting, transaction_id: UUID) -> PostingResult:
     """Write `posting` as transaction `transaction_id`, or return the transaction already
     written under its idempotency key (replayed=True, nothing written).
@@ -81,23 +85,23 @@ def post(conn: Conn, posting: Posting, transaction_id: UUID) -> PostingResult:
     """
     account_ids, currencies, amounts = leg_arrays(posting.legs)
     wanted_hash = posting.request_hash()
-    row = conn.execute(
-        "SELECT transaction_id, posted_at, replayed, request_hash FROM ledger_post("
-        "%s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::text[], %s::bigint[], %s, %s::jsonb)",
-        (
-            transaction_id,
-            posting.idempotency_key,
-            posting.kind.value,
-            posting.transfer_id,
-            posting.description,
-            posting.external_reference,
-            wanted_hash,
-            account_ids,
-            currencies,
-            amounts,
-            posting.hold_id,
-            event_param(posting.event),
-        ),
+    row = call_function(
+        conn,
+        "ledger_post",
+        "transaction_id, posted_at, replayed, request_hash",
+        _POST_CASTS,
+        p_transaction_id=transaction_id,
+        p_idempotency_key=posting.idempotency_key,
+        p_kind=posting.kind.value,
+        p_transfer_id=posting.transfer_id,
+        p_description=posting.description,
+        p_external_reference=posting.external_reference,
+        p_request_hash=wanted_hash,
+        p_account_ids=account_ids,
+        p_currencies=currencies,
+        p_amounts=amounts,
+        p_hold_id=posting.hold_id,
+        p_event=event_param(posting.event),
     ).fetchone()
     assert row is not None
     if row[2] and row[3] != wanted_hash:

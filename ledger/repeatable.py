@@ -15,6 +15,10 @@ parsed at creation, so a trigger function always is).
 
 A downgrade may drop what the files created (0001 drops every function): `forget_all`
 clears the records so that the next upgrade re-applies every file.
+
+A function dropped for good leaves `FILES`: the versioned migration that drops it keeps its
+last text under ledger/sql/retired/ (never applied by the repeatable step) for its downgrade
+to recreate it with `apply_retired` (0015_drop_dead_hold_functions).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+# Functions dropped by a versioned migration: their last text, for that migration's downgrade.
+RETIRED_DIR = SQL_DIR / "retired"
 RECORD_TABLE = "ledger_sql_files"
 # The key migrations/env.py locks for the versioned steps: on one connection the lock is
 # re-entrant, and two processes upgrading at once queue on it, so only the first applies.
@@ -68,10 +74,7 @@ FILES: tuple[SqlFile, ...] = (
     SqlFile("functions/ledger_account_refusal.sql", "0001_ledger"),
     SqlFile("functions/ledger_apply_legs.sql", "0001_ledger"),
     SqlFile("functions/ledger_post.sql", "0001_ledger"),
-    SqlFile("functions/ledger_place_hold.sql", "0001_ledger"),
     SqlFile("functions/ledger_release_pending_hold.sql", "0001_ledger"),
-    SqlFile("functions/ledger_release_hold.sql", "0001_ledger"),
-    SqlFile("functions/ledger_expire_due_holds.sql", "0001_ledger"),
     SqlFile("functions/ledger_create_transfer.sql", "0001_ledger"),
     SqlFile("functions/ledger_post_transfer.sql", "0001_ledger"),
     SqlFile("functions/ledger_void_transfer.sql", "0001_ledger"),
@@ -108,6 +111,18 @@ def apply_file(conn: Connection, path: str) -> None:
     """Run one file now, unrecorded (from a versioned migration that needs the function
     during its own upgrade); the repeatable step after the versioned ones records it."""
     _execute(conn, find(path).text())
+
+
+def apply_retired(conn: Connection, name: str) -> None:
+    """Recreate a dropped function from its last text (ledger/sql/retired/<name>), from the
+    downgrade of the migration that dropped it; it is not recorded (it is in no `FILES`)."""
+    _execute(conn, (RETIRED_DIR / name).read_text(encoding="utf-8"))
+
+
+def forget(conn: Connection, paths: list[str]) -> None:
+    """Drop the records of files that left `FILES` (their function was dropped)."""
+    if conn.exec_driver_sql(f"SELECT to_regclass('{RECORD_TABLE}') IS NOT NULL").scalar_one():
+        conn.exec_driver_sql(f"DELETE FROM {RECORD_TABLE} WHERE name = ANY(%(names)s)", {"names": paths})
 
 
 def _ensure_record_table(conn: Connection) -> None:

@@ -33,9 +33,11 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, LiteralString, Self, cast
 
+from psycopg import Cursor
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine
 
-from ledger.db import Conn
+from ledger.db import Conn, connection
 
 if TYPE_CHECKING:
     from ledger.repositories import (
@@ -116,6 +118,11 @@ class UnitOfWork:
         """One statement on the unit's connection (psycopg cursor)."""
         return self.conn.execute(query, params)
 
+    def query(self, query: LiteralString, params: Mapping[str, Any] | None = None) -> Cursor[Any]:
+        """One statement whose rows come as named tuples (`row.email`), for the writers that
+        read a row back by column name (`%(name)s` parameters)."""
+        return self.conn.cursor(row_factory=namedtuple_row).execute(query, params)
+
     # -- the ledger's repositories ---------------------------------------------------------
 
     @cached_property
@@ -147,3 +154,18 @@ class UnitOfWork:
         from ledger.repositories import OutboxRepository
 
         return OutboxRepository(self)
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Conn]:
+    """A pooled connection in autocommit mode: each statement on it is a unit of work of its
+    own, atomic by itself, and nothing is left open between statements.
+
+    For a process that keeps ONE database session across many single-statement units: the
+    relay's leader (its advisory lock belongs to the session, and each page's record is one
+    statement, outbox_store.commit_page) and its read-ahead reader. A BEGIN/COMMIT pair per
+    page would add two round trips to the relay's hot path and buy nothing. Anything of more
+    than one statement takes a UnitOfWork instead.
+    """
+    with connection(engine, autocommit=True) as conn:
+        yield conn

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from ledger.uow import UnitOfWork
 from security.sealed import Sealer
 
 Realm = Literal["customer", "staff"]
@@ -45,7 +45,7 @@ SWEEP_BATCH: Final = 50
 # The database clock by default, so every process judges one session by one clock; tests pass
 # their own to move time.
 Clock = Callable[[], datetime]
-_NOW: Final = "COALESCE(CAST(:now AS timestamptz), clock_timestamp())"
+_NOW: Final = "COALESCE(CAST(%(now)s AS timestamptz), clock_timestamp())"
 _COLUMNS: Final = "id_hash, realm, api_token_sealed, user_id, email, name, role, last_seen_at, expires_at"
 
 
@@ -84,7 +84,7 @@ class Session:
 
 
 class SessionStore:
-    """Sessions in `portal_sessions`; thread-safe (each call is one short transaction)."""
+    """Sessions in `portal_sessions`; thread-safe (each call is one short unit of work)."""
 
     def __init__(
         self, engine: Engine, sealer: Sealer, *, idle_s: float = IDLE_TIMEOUT_S, clock: Clock | None = None
@@ -107,20 +107,18 @@ class SessionStore:
     ) -> Session:
         session_id = secrets.token_urlsafe(32)
         h = id_hash(session_id)
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                text(
-                    f"""
+        with UnitOfWork(self._engine) as uow:
+            row = uow.query(
+                f"""
                     WITH t AS (SELECT {_NOW} AS now)
                     INSERT INTO portal_sessions (id_hash, realm, api_token_sealed, user_id, email, name, role,
                                                  created_at, last_seen_at, token_expires_at, expires_at)
-                    SELECT :h, :realm, :sealed, :user_id, :email, :name, :role, t.now, t.now,
-                           t.now + make_interval(secs => :token_s),
-                           least(t.now + make_interval(secs => :idle_s), t.now + make_interval(secs => :token_s))
+                    SELECT %(h)s, %(realm)s, %(sealed)s, %(user_id)s, %(email)s, %(name)s, %(role)s, t.now, t.now,
+                           t.now + make_interval(secs => %(token_s)s),
+                           least(t.now + make_interval(secs => %(idle_s)s), t.now + make_interval(secs => %(token_s)s))
                       FROM t
                     RETURNING {_COLUMNS}
-                    """
-                ),
+                    """,
                 {
                     "now": self._now(),
                     "h": h,
@@ -133,7 +131,9 @@ class SessionStore:
                     "token_s": max(0, token_ttl_s - TOKEN_MARGIN_S),
                     "idle_s": self.idle_s,
                 },
-            ).one()
+            ).fetchone()
+            uow.commit()
+        assert row is not None  # INSERT .. RETURNING
         return self._session(session_id, row)
 
     def get(self, session_id: str | None, realm: Realm) -> Session | None:
@@ -141,31 +141,31 @@ class SessionStore:
         the other realm is None too: a customer's cookie never opens a staff page."""
         if not session_id:
             return None
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                text(
-                    f"""
+        with UnitOfWork(self._engine) as uow:
+            row = uow.query(
+                f"""
                     WITH t AS (SELECT {_NOW} AS now)
                     UPDATE portal_sessions s
                        SET last_seen_at = t.now,
-                           expires_at = least(t.now + make_interval(secs => :idle_s), s.token_expires_at)
+                           expires_at = least(t.now + make_interval(secs => %(idle_s)s), s.token_expires_at)
                       FROM t
-                     WHERE s.id_hash = :h AND s.realm = :realm AND s.expires_at > t.now
+                     WHERE s.id_hash = %(h)s AND s.realm = %(realm)s AND s.expires_at > t.now
                     RETURNING {", ".join("s." + c.strip() for c in _COLUMNS.split(","))}
-                    """
-                ),
+                    """,
                 {"now": self._now(), "h": id_hash(session_id), "realm": realm, "idle_s": self.idle_s},
-            ).first()
+            ).fetchone()
+            uow.commit()
         return None if row is None else self._session(session_id, row)
 
     def drop(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                text(f"DELETE FROM portal_sessions WHERE id_hash = :h RETURNING {_COLUMNS}"),
+        with UnitOfWork(self._engine) as uow:
+            row = uow.query(
+                f"DELETE FROM portal_sessions WHERE id_hash = %(h)s RETURNING {_COLUMNS}",
                 {"h": id_hash(session_id)},
-            ).first()
+            ).fetchone()
+            uow.commit()
         return None if row is None else self._session(session_id, row)
 
     def expired(self, session_id: str | None) -> Session | None:
@@ -173,58 +173,59 @@ class SessionStore:
         be revoked); None otherwise."""
         if not session_id:
             return None
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                text(f"DELETE FROM portal_sessions WHERE id_hash = :h AND expires_at <= {_NOW} RETURNING {_COLUMNS}"),
+        with UnitOfWork(self._engine) as uow:
+            row = uow.query(
+                f"DELETE FROM portal_sessions WHERE id_hash = %(h)s AND expires_at <= {_NOW} RETURNING {_COLUMNS}",
                 {"h": id_hash(session_id), "now": self._now()},
-            ).first()
+            ).fetchone()
+            uow.commit()
         return None if row is None else self._session(session_id, row)
 
     def sweep(self) -> list[Session]:
         """Remove up to SWEEP_BATCH timed-out sessions; returns them (their API tokens are to be
         revoked). Their ids are unknown here (only hashes are kept): `id` is the hash. Two
         processes sweeping at once take different rows (SKIP LOCKED)."""
-        with self._engine.begin() as conn:
-            rows = conn.execute(
-                text(
-                    f"""
+        with UnitOfWork(self._engine) as uow:
+            rows = uow.query(
+                f"""
                     DELETE FROM portal_sessions WHERE id_hash IN (
                         SELECT id_hash FROM portal_sessions WHERE expires_at <= {_NOW}
-                         ORDER BY expires_at LIMIT :batch FOR UPDATE SKIP LOCKED)
+                         ORDER BY expires_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
                     RETURNING {_COLUMNS}
-                    """
-                ),
+                    """,
                 {"now": self._now(), "batch": SWEEP_BATCH},
-            ).all()
+            ).fetchall()
+            uow.commit()
         return [self._session(row.id_hash, row) for row in rows]
 
     def add_flash(self, session_id: str, kind: FlashKind, message: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                text("UPDATE portal_sessions SET flashes = flashes || CAST(:f AS jsonb) WHERE id_hash = :h"),
+        with UnitOfWork(self._engine) as uow:
+            uow.execute(
+                "UPDATE portal_sessions SET flashes = flashes || CAST(%(f)s AS jsonb) WHERE id_hash = %(h)s",
                 {"f": json.dumps([[kind, message]]), "h": id_hash(session_id)},
             )
+            uow.commit()
 
     def take_flashes(self, session_id: str) -> list[tuple[str, str]]:
         """The session's pending messages, cleared in the same statement (a page shows each once,
         whichever process renders it)."""
-        with self._engine.begin() as conn:
-            taken = conn.execute(
-                text(
-                    """
+        with UnitOfWork(self._engine) as uow:
+            taken = uow.query(
+                """
                     UPDATE portal_sessions s SET flashes = '[]'
-                      FROM (SELECT id_hash, flashes FROM portal_sessions WHERE id_hash = :h FOR UPDATE) old
+                      FROM (SELECT id_hash, flashes FROM portal_sessions WHERE id_hash = %(h)s FOR UPDATE) old
                      WHERE s.id_hash = old.id_hash AND old.flashes <> '[]'
                     RETURNING old.flashes
-                    """
-                ),
+                    """,
                 {"h": id_hash(session_id)},
-            ).scalar()
-        return [(str(kind), str(message)) for kind, message in cast(list[list[Any]], taken or [])]
+            ).fetchone()
+            uow.commit()
+        return [(str(kind), str(message)) for kind, message in cast(list[list[Any]], taken[0] if taken else [])]
 
     def __len__(self) -> int:
-        with self._engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM portal_sessions")).scalar_one())
+        with UnitOfWork(self._engine) as uow:
+            row = uow.execute("SELECT count(*) FROM portal_sessions").fetchone()
+        return int(row[0])
 
     def _now(self) -> datetime | None:
         return None if self._clock is None else self._clock()

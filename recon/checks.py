@@ -21,8 +21,9 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from ledger.balances import projection_mismatches, trial_balance
-from ledger.db import Conn, connection
+from ledger.db import Conn
 from ledger.states import TransferStatus as S
+from ledger.uow import UnitOfWork
 from recon.io import CheckResult, ReconciliationPolicy
 
 NON_TERMINAL = (S.PENDING_OTP, S.IN_REVIEW, S.PROCESSING)
@@ -30,10 +31,11 @@ NON_TERMINAL = (S.PENDING_OTP, S.IN_REVIEW, S.PROCESSING)
 
 @contextmanager
 def snapshot(engine: Engine) -> Iterator[Conn]:
-    """A read-only REPEATABLE READ transaction: every statement sees the same instant."""
-    with connection(engine, autocommit=False) as conn, conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield conn
+    """A read-only REPEATABLE READ unit of work: every statement sees the same instant (it
+    writes nothing, and is rolled back at the end)."""
+    with UnitOfWork(engine) as uow:
+        uow.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield uow.conn
 
 
 def _text(value: Any) -> Any:

@@ -102,7 +102,8 @@ def targets(policy: RetentionPolicy) -> list[Target]:
         Target(
             "inbox_otp_codes",
             "notifications",
-            "t.code_sealed IS NOT NULL AND otp_code_unusable(t.otp_challenge_ref, %(cutoff)s) IS NOT NULL",
+            "t.code_sealed IS NOT NULL "
+            "AND otp_code_unusable(p_ref => t.otp_challenge_ref, p_now => %(cutoff)s) IS NOT NULL",
             keep_s=0,
             batch=n,
             change="UPDATE {table} SET code_sealed = NULL",

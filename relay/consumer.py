@@ -28,7 +28,8 @@ import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
 
-from ledger.db import Conn, transaction
+from ledger.db import Conn
+from ledger.uow import UnitOfWork
 from relay import dead_letters, metrics
 from relay.backoff import Backoff
 from relay.envelope import Event, MalformedEvent, parse_event
@@ -194,7 +195,8 @@ class EventConsumer:
         outcomes: Counter[str] = Counter()
         applied_types: Counter[str] = Counter()
         name = self.handler.name
-        with transaction(self.engine) as conn:
+        with UnitOfWork(self.engine) as uow:
+            conn = uow.conn
             for message in batch:
                 try:
                     event = parse_event(message.value())
@@ -205,7 +207,7 @@ class EventConsumer:
                 if not self.handler.handles(event.type):
                     outcomes["ignored"] += 1
                     continue
-                outcome = self._apply_one(conn, event, message)
+                outcome = self._apply_one(uow, event, message)
                 outcomes[outcome] += 1
                 if outcome == "applied":
                     applied_types[event.type] += 1
@@ -219,15 +221,17 @@ class EventConsumer:
                     "ON CONFLICT (consumer, type) DO UPDATE SET count = event_counts.count + EXCLUDED.count",
                     (name, types, [applied_types[t] for t in types]),
                 )
+            uow.commit()
         return outcomes
 
-    def _apply_one(self, conn: Conn, event: Event, message: Message) -> str:
+    def _apply_one(self, uow: UnitOfWork, event: Event, message: Message) -> str:
         """Apply one event under a savepoint, so a bad event is parked without losing the
         rest of the batch. Returns the outcome label."""
         name = self.handler.name
+        conn = uow.conn
         for attempt in range(1, APPLY_ATTEMPTS + 1):
             try:
-                with conn.transaction():
+                with uow.savepoint():
                     cur = conn.execute(
                         "INSERT INTO processed_events (consumer, event_id, type) VALUES (%s, %s, %s) "
                         "ON CONFLICT DO NOTHING",

@@ -21,7 +21,8 @@ from uuid import UUID
 from psycopg.rows import args_row
 from sqlalchemy import Engine
 
-from ledger.db import Conn, connection, transaction
+from ledger.db import Conn
+from ledger.uow import UnitOfWork
 from relay.envelope import MalformedEvent, parse_event
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def dead_letters(
     engine: Engine, *, consumer: str | None = None, include_resolved: bool = False, limit: int = 100
 ) -> list[DeadLetter]:
     """Dead letters, oldest first: by default the open ones, of every consumer."""
-    with connection(engine) as conn, conn.cursor(row_factory=args_row(DeadLetter)) as cur:
+    with UnitOfWork(engine) as uow, uow.conn.cursor(row_factory=args_row(DeadLetter)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM consumer_dead_letters "
             "WHERE (%(consumer)s::text IS NULL OR consumer = %(consumer)s) "
@@ -109,7 +110,7 @@ def dead_letters(
 
 def dead_letter(engine: Engine, dead_letter_id: int) -> DeadLetter | None:
     """One dead letter by id, open or resolved."""
-    with connection(engine) as conn, conn.cursor(row_factory=args_row(DeadLetter)) as cur:
+    with UnitOfWork(engine) as uow, uow.conn.cursor(row_factory=args_row(DeadLetter)) as cur:
         cur.execute(f"SELECT {_COLUMNS} FROM consumer_dead_letters WHERE id = %s", (dead_letter_id,))
         return cur.fetchone()
 
@@ -124,7 +125,8 @@ def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
             dead letter stays open with the new error.
     """
     failure: MalformedEvent | None = None
-    with transaction(engine) as conn:
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
         row = conn.execute(
             "SELECT value FROM consumer_dead_letters WHERE id = %s AND consumer = %s AND resolved_at IS NULL "
             "FOR UPDATE",
@@ -133,7 +135,7 @@ def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
         if row is None:
             raise DeadLetterNotFound(dead_letter_id)
         try:
-            with conn.transaction():
+            with uow.savepoint():
                 event = parse_event(row[0])
                 inserted = conn.execute(
                     "INSERT INTO processed_events (consumer, event_id, type) VALUES (%s, %s, %s) "
@@ -151,6 +153,7 @@ def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
             )
         else:
             conn.execute("UPDATE consumer_dead_letters SET resolved_at = now() WHERE id = %s", (dead_letter_id,))
+        uow.commit()
     if failure is not None:
         raise failure
 
@@ -158,8 +161,10 @@ def replay(engine: Engine, handler: Handler, dead_letter_id: int) -> None:
 def dismiss(engine: Engine, ids: Sequence[int]) -> int:
     """Close dead letters without applying them (the event is not needed: a test message, a
     duplicate handled by hand). Returns how many were open."""
-    with transaction(engine) as conn:
-        return conn.execute(
+    with UnitOfWork(engine) as uow:
+        dismissed: int = uow.conn.execute(
             "UPDATE consumer_dead_letters SET resolved_at = now() WHERE id = ANY(%s) AND resolved_at IS NULL",
             (list(ids),),
         ).rowcount
+        uow.commit()
+    return dismissed

@@ -17,7 +17,8 @@ from uuid import UUID
 from psycopg.rows import args_row
 from sqlalchemy import Engine
 
-from ledger.db import Conn, connection, transaction
+from ledger.db import Conn
+from ledger.uow import UnitOfWork
 
 # Longest last_error kept: enough for a broker message, short enough for an ops table.
 MAX_ERROR_CHARS = 2000
@@ -284,7 +285,7 @@ class ParkedRow:
 
 def parked_rows(engine: Engine, *, limit: int = 100) -> list[ParkedRow]:
     """Parked outbox rows, oldest first: what an operator has to look at (fix, then requeue)."""
-    with connection(engine) as conn, conn.cursor(row_factory=args_row(ParkedRow)) as cur:
+    with UnitOfWork(engine) as uow, uow.conn.cursor(row_factory=args_row(ParkedRow)) as cur:
         cur.execute(
             "SELECT id, seq, topic, key, type, created_at, attempts, last_error, octet_length(payload::text) "
             "FROM outbox WHERE parked AND published_at IS NULL ORDER BY seq LIMIT %s",
@@ -296,11 +297,12 @@ def parked_rows(engine: Engine, *, limit: int = 100) -> list[ParkedRow]:
 def requeue_parked(engine: Engine, ids: Sequence[UUID | str]) -> int:
     """Give parked rows back to the relay (after the cause was fixed, e.g. the topic's
     max.message.bytes raised). Returns how many rows were requeued."""
-    with transaction(engine) as conn:
-        cur = conn.execute(
+    with UnitOfWork(engine) as uow:
+        requeued: int = uow.conn.execute(
             # A new transaction id puts the row in a delta the cursor has not reached yet.
             "UPDATE outbox SET parked = false, txid = pg_current_xact_id() "
             "WHERE id = ANY(%s::uuid[]) AND parked AND published_at IS NULL",
             ([str(i) for i in ids],),
-        )
-        return cur.rowcount
+        ).rowcount
+        uow.commit()
+    return requeued

@@ -24,7 +24,8 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 from config.settings import get_settings
-from ledger.db import connection, make_engine
+from ledger.db import make_engine
+from ledger.uow import session
 from relay.activity import ActivityProjection
 from relay.backoff import Backoff
 from relay.consumer import EventConsumer
@@ -71,7 +72,7 @@ def wait_for(what: str, attempt: Callable[[], object], stop: threading.Event) ->
 def check_database(engine: Engine) -> None:
     """Raises: psycopg.OperationalError when PostgreSQL is unreachable; psycopg.Error when the
     schema is not migrated (no outbox or processed_events table): a bug to report, not wait out."""
-    with connection(engine) as conn:
+    with session(engine) as conn:
         conn.execute("SELECT 1 FROM outbox LIMIT 0")
         conn.execute("SELECT 1 FROM processed_events LIMIT 0")
 

@@ -35,7 +35,8 @@ import psycopg
 from confluent_kafka import KafkaError
 from sqlalchemy import Engine
 
-from ledger.db import Conn, connection, transaction
+from ledger.db import Conn
+from ledger.uow import UnitOfWork, session
 from relay import metrics, outbox_store
 from relay.backoff import Backoff
 from relay.failures import DATABASE_DOWN
@@ -140,8 +141,9 @@ class OutboxRelay:
             psycopg.OperationalError, sqlalchemy.exc.OperationalError: PostgreSQL unreachable.
         """
         started = time.perf_counter()
-        with transaction(self.engine) as conn:
-            report = self.publish_batch(conn, abandon=abandon)
+        with UnitOfWork(self.engine) as uow:
+            report = self.publish_batch(uow.conn, abandon=abandon)
+            uow.commit()
         if report.claimed:
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._replace_producer_if_fatal()
@@ -249,14 +251,15 @@ class OutboxRelay:
         db = self._db
         pending: list[Future[Any]] = []  # DB work that must end before its connection is returned
         with ExitStack() as connections:
-            # Autocommit: each page's record is one atomic statement (outbox_store.commit_page).
-            leader = connections.enter_context(connection(self.engine, autocommit=True))
+            # A session: each page's record is one atomic statement (outbox_store.commit_page),
+            # and the leader lock lives as long as the session (ledger.uow.session).
+            leader = connections.enter_context(session(self.engine))
             if not db.submit(self._lead, leader).result():
                 return  # another relay leads; the caller polls again
             connections.callback(self._resign, leader)
             try:
                 cursor = db.submit(outbox_store.load_cursor, leader).result()
-                reader = connections.enter_context(connection(self.engine, autocommit=True))
+                reader = connections.enter_context(session(self.engine))
                 ahead = ReadAhead(reader, cursor, limit=self.options.batch_size, depth=self.options.read_ahead_pages)
                 connections.callback(ahead.close)  # runs before the reader's connection goes back
                 page: Page | None = ahead.next()
@@ -412,7 +415,7 @@ class OutboxRelay:
 
     def _backlog_or_none(self) -> int | None:
         try:
-            with connection(self.engine) as conn:
+            with session(self.engine) as conn:
                 backlog = outbox_store.backlog(conn)
         except DATABASE_DOWN:
             return None

@@ -28,9 +28,10 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transfer_io import RiskVerdict
 from config.settings import Settings
-from ledger.db import Conn, transaction
+from contracts.transfer import RiskVerdict
+from ledger.db import Conn
+from ledger.uow import UnitOfWork
 from relay.consumer import EventConsumer
 from relay.envelope import Event, MalformedEvent, data_uuid
 from relay.options import ConsumerOptions
@@ -144,8 +145,8 @@ class RiskConsumer(EventConsumer):
 
     def deliver_pending(self) -> int:
         """Signal the verdicts not yet delivered; returns how many were marked delivered."""
-        with transaction(self.engine) as conn:
-            pending = risk_assess.unsignalled(conn, DELIVER_BATCH)
+        with UnitOfWork(self.engine) as uow:  # reads only: rolled back
+            pending = risk_assess.unsignalled(uow.conn, DELIVER_BATCH)
         if not pending:
             return 0
         client = self._temporal()
@@ -153,8 +154,9 @@ class RiskConsumer(EventConsumer):
             return 0
         delivered = self._loop.run_until_complete(self._signal_all(client, pending))
         if delivered:
-            with transaction(self.engine) as conn:
-                risk_assess.mark_signalled(conn, [a.transfer_id for a in delivered])
+            with UnitOfWork(self.engine) as uow:
+                risk_assess.mark_signalled(uow.conn, [a.transfer_id for a in delivered])
+                uow.commit()
         now = datetime.now(UTC)
         for assessment in delivered:
             VERDICT_LATENCY.observe(max(0.0, (now - assessment.initiated_at).total_seconds()))

@@ -8,7 +8,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health import DbPingInput, DbPingResult, HealthActivities
+    from activities.health import HealthActivities
+    from contracts.health import DbPingInput, DbPingResult
 
 
 @workflow.defn(name="HealthCheck")

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.standing_order import StandingOrderActivities
-    from activities.standing_order_io import BeginRunInput, StandingOrderRunInput
+    from contracts.standing_order import BeginRunInput, StandingOrderRunInput
     from workflows.transfer import TransferWorkflow, workflow_id_for
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")

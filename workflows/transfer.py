@@ -20,7 +20,7 @@ from temporalio.exceptions import TimeoutError as StepTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.transfer import TransferActivities
-    from activities.transfer_io import (
+    from contracts.transfer import (
         CloseInput,
         InitiateInput,
         InitiateResult,

@@ -6,15 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from psycopg.errors import UniqueViolation
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 
 from api import login as login_mod
-from api import schemas, security
+from api import principals, schemas, security
 from api.contract import declare
 from api.deps import DbConn, EngineDep, EnrollingCustomer, RuntimeDep, customer_scheme, reject_foreign_token
 from api.problems import Problem
-from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["customer: auth"])
@@ -31,26 +30,15 @@ router = APIRouter(tags=["customer: auth"])
     },
 )
 def signup(body: schemas.SignupIn, engine: EngineDep) -> schemas.Customer:
-    customer_id = uuid7()
     try:
         with UnitOfWork(engine) as uow:
-            conn = uow.sql
-            row = conn.execute(
-                text(
-                    "INSERT INTO customers (id, email, full_name, password_hash) VALUES (:id, :e, :n, :h) "
-                    "RETURNING id, email, full_name, created_at"
-                ),
-                {
-                    "id": customer_id,
-                    "e": body.email.strip(),
-                    "n": body.full_name,
-                    "h": security.hash_password(body.password),
-                },
-            ).one()
+            customer = principals.insert_customer(
+                uow, email=body.email, full_name=body.full_name, password=body.password
+            )
             uow.commit()
-    except IntegrityError as err:
+    except UniqueViolation as err:
         raise Problem(409, "email_taken", "E-mail taken", "An account with this e-mail already exists.") from err
-    return schemas.Customer(customer_id=row.id, email=row.email, full_name=row.full_name, created_at=row.created_at)
+    return customer
 
 
 @router.post("/auth/token", response_model=schemas.Token, dependencies=[Depends(reject_foreign_token)])

@@ -29,7 +29,8 @@ log = logging.getLogger("ledgerflow.api")
 # Whether each OTP message's code may be shown now, decided by the database in the same read.
 _COLUMNS = (
     "id, customer_id, channel, subject, body, transfer_id, created_at, otp_challenge_ref, code_sealed, "
-    "CASE WHEN otp_challenge_ref IS NULL THEN NULL ELSE otp_code_unusable(otp_challenge_ref, now()) END AS unusable"
+    "CASE WHEN otp_challenge_ref IS NULL THEN NULL "
+    "ELSE otp_code_unusable(p_ref => otp_challenge_ref, p_now => now()) END AS unusable"
 )
 
 

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from psycopg.errors import UniqueViolation
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from api import schemas, security
+from api import principals, schemas
 from api.contract import declare
 from api.deps import Admin, DbConn, EngineDep, EnrollingStaff, client_ip
 from api.problems import Problem
 from ledger import audit
-from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 
 router = APIRouter(tags=["ops: staff"])
-
-
-def insert_staff(conn: Connection, *, email: str, password: str, role: str, created_by: object | None) -> schemas.Staff:
-    """Raises: IntegrityError when the e-mail is taken."""
-    row = conn.execute(
-        text(
-            "INSERT INTO staff (id, email, password_hash, role, created_by) VALUES (:id, :e, :h, :r, :by) "
-            "RETURNING id, email, role, created_at"
-        ),
-        {"id": uuid7(), "e": email.strip(), "h": security.hash_password(password), "r": role, "by": created_by},
-    ).one()
-    return schemas.Staff(staff_id=row.id, email=row.email, role=row.role, created_at=row.created_at)
 
 
 @router.post("/staff", status_code=201, response_model=schemas.Staff)
@@ -35,10 +21,11 @@ def insert_staff(conn: Connection, *, email: str, password: str, role: str, crea
 def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request: Request) -> schemas.Staff:
     try:
         with UnitOfWork(engine) as uow:
-            conn = uow.sql
-            staff = insert_staff(conn, email=body.email, password=body.password, role=body.role, created_by=admin.id)
+            staff = principals.insert_staff(
+                uow, email=body.email, password=body.password, role=body.role, created_by=admin.id
+            )
             audit.record(
-                conn,
+                uow.sql,
                 actor=admin.actor,
                 action="staff.create",
                 target_type="staff",
@@ -47,7 +34,7 @@ def create_staff(body: schemas.StaffIn, admin: Admin, engine: EngineDep, request
                 ip=client_ip(request),
             )
             uow.commit()
-    except IntegrityError as err:
+    except UniqueViolation as err:
         raise Problem(409, "email_taken", "E-mail taken", "A staff member with this e-mail already exists.") from err
     return staff
 

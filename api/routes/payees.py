@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api import challenges, schemas, views
 from api.contract import declare
-from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep
+from api.deps import CurrentCustomer, CustomerPrincipal, OtpSubmissionLimit, RuntimeDep, record_customer_action
 from api.lookups import account_by_number, owned_payee
 from api.runtime import Runtime
-from ledger import account_numbers, audit, payees
+from ledger import account_numbers, payees
 from ledger.ids import uuid7
 from ledger.uow import UnitOfWork
 from otp.codes import Binding
@@ -43,17 +43,7 @@ def view(p: payees.Payee) -> schemas.Payee:
 
 
 def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, payee: payees.Payee) -> None:
-    with UnitOfWork(runtime.engine) as uow:
-        conn = uow.sql
-        audit.record(
-            conn,
-            actor=customer.actor,
-            action=action,
-            target_type="payee",
-            target_id=payee.id,
-            after=views.dump(view(payee)),
-        )
-        uow.commit()
+    record_customer_action(runtime.engine, customer, action, "payee", payee.id, views.dump(view(payee)))
 
 
 @router.post(
@@ -119,15 +109,14 @@ async def confirm_payee(
             payee = owned_payee(conn, runtime, customer, payee_id, lock="FOR UPDATE")
             if payee.status is not payees.PayeeStatus.PENDING_OTP:
                 raise challenges.not_pending("payee")
-            result = challenges.check(conn, runtime.settings, binding=binding(payee), code=body.code)
-            trusted = None
-            if result.outcome == challenges.ACCEPTED:
-                trusted = payees.set_status(conn, payee.id, payees.PayeeStatus.TRUSTED)
-            uow.commit()
-        if trusted is not None:
-            return trusted
-        # Committed: the attempt is spent even though the answer is a refusal.
-        raise challenges.refusal(result, "payee")
+            return challenges.confirm(
+                uow,
+                runtime.settings,
+                binding=binding(payee),
+                code=body.code,
+                what="payee",
+                accept=lambda: payees.set_status(conn, payee.id, payees.PayeeStatus.TRUSTED),
+            )
 
     payee = await run_in_threadpool(confirm)
     await run_in_threadpool(_audit, runtime, customer, "payee.trust", payee)

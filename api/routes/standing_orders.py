@@ -26,6 +26,7 @@ from api.deps import (
     IdempotencyKey,
     OtpSubmissionLimit,
     RuntimeDep,
+    record_customer_action,
     record_foreign_access,
 )
 from api.errors import ledger_errors, refusal
@@ -33,7 +34,7 @@ from api.lookups import owned_account, owned_payee
 from api.pagination import DEFAULT_LIMIT, Limit
 from api.problems import Problem
 from api.runtime import Runtime
-from ledger import account_numbers, audit, payees
+from ledger import account_numbers, payees
 from ledger import standing_orders as so
 from ledger.db import Conn, connection
 from ledger.errors import AccountNotFound
@@ -114,17 +115,7 @@ def owned_order(
 
 
 def _audit(runtime: Runtime, customer: CustomerPrincipal, action: str, order: schemas.StandingOrder) -> None:
-    with UnitOfWork(runtime.engine) as uow:
-        conn = uow.sql
-        audit.record(
-            conn,
-            actor=customer.actor,
-            action=action,
-            target_type="standing_order",
-            target_id=order.id,
-            after=views.dump(order),
-        )
-        uow.commit()
+    record_customer_action(runtime.engine, customer, action, "standing_order", order.id, views.dump(order))
 
 
 @router.post(
@@ -224,17 +215,15 @@ async def approve_standing_order(
             if order.status is not so.OrderStatus.PENDING_OTP:
                 raise challenges.not_pending("standing order")
             payee = payees.get(conn, order.payee_id)
-            result = challenges.check(
-                conn, runtime.settings, binding=binding(order, payee.account_number), code=body.code
+            active = challenges.confirm(
+                uow,
+                runtime.settings,
+                binding=binding(order, payee.account_number),
+                code=body.code,
+                what="standing order",
+                accept=lambda: so.set_status(conn, order.id, so.OrderStatus.ACTIVE),
             )
-            active = None
-            if result.outcome == challenges.ACCEPTED:
-                active = so.set_status(conn, order.id, so.OrderStatus.ACTIVE)
-            uow.commit()
-        if active is not None:
-            return active, payee.account_number
-        # Committed: the attempt is spent even though the answer is a refusal.
-        raise challenges.refusal(result, "standing order")
+        return active, payee.account_number
 
     order, payee_number = await run_in_threadpool(approve)
     client = await runtime.temporal()

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from activities.transfer_io import TransferRequest
 from api import idempotency, metrics, schemas, transfer_flow, views
 from api.contract import declare
 from api.deps import (
@@ -34,6 +33,7 @@ from api.lookups import account_by_number, owned_account
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
 from api.runtime import Runtime
+from contracts.transfer import TransferRequest
 from ledger import payees
 from ledger.accounts import Account, AccountKind
 from ledger.db import connection

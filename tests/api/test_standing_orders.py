@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.standing_order_io import StandingOrderRunInput
+from contracts.standing_order import StandingOrderRunInput
 from ledger.standing_orders import run_transfer_id
 from tests.api.conftest import Api, bearer, new_key
 from tests.api.test_auth import problem

@@ -14,7 +14,7 @@ from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
 from ledger.transfers import TransferStatus
-from ledger.uow import UnitOfWork, UnitOfWorkClosed
+from ledger.uow import UnitOfWork, UnitOfWorkClosed, session
 from tests.ledger.conftest import funded
 
 Raw = psycopg.Connection[Any]
@@ -116,3 +116,43 @@ def test_closed_unit_refuses_use(engine: Engine) -> None:
     uow = UnitOfWork(engine)
     with pytest.raises(UnitOfWorkClosed):
         uow.execute("SELECT 1")
+
+
+def test_query_gives_rows_by_column_name_inside_the_unit(engine: Engine, ledger: Ledger, raw: Raw) -> None:
+    with UnitOfWork(engine) as uow:
+        transfer_id, _ = _transfer(ledger, uow)
+        row = uow.query("SELECT id, status FROM transfers WHERE id = %(id)s", {"id": transfer_id}).fetchone()
+        assert row is not None
+        assert (row.id, row.status) == (transfer_id, "pending_otp")
+    assert not _exists(raw, transfer_id)
+
+
+def test_a_savepoint_as_the_first_statement_undoes_only_itself(engine: Engine, raw: Raw) -> None:
+    # The consumers' per-event savepoint can be a unit's first statement (psycopg's own
+    # conn.transaction() would take it for the outer transaction and commit it).
+    key = f"uow-test-{uuid.uuid4()}"
+    with UnitOfWork(engine) as uow:
+        with pytest.raises(psycopg.errors.DivisionByZero), uow.savepoint() as conn:
+            conn.execute("SELECT 1 / 0")
+        uow.execute(
+            "INSERT INTO processed_events (consumer, event_id, type) VALUES (%(c)s, %(id)s, 't')",
+            {"c": key, "id": uuid.uuid4()},
+        )
+        # the unit went on after the failed savepoint
+        assert uow.execute("SELECT count(*) FROM processed_events WHERE consumer = %(c)s", {"c": key}).fetchone() == (
+            1,
+        )
+    # left without commit: nothing, not even what followed the savepoint
+    assert raw.execute("SELECT count(*) FROM processed_events WHERE consumer = %s", (key,)).fetchone() == (0,)
+
+
+def test_a_session_commits_each_statement_by_itself(engine: Engine, raw: Raw) -> None:
+    key = f"uow-test-{uuid.uuid4()}"
+    with session(engine) as conn:
+        assert conn.autocommit
+        conn.execute(
+            "INSERT INTO processed_events (consumer, event_id, type) VALUES (%s, %s, 't')", (key, uuid.uuid4())
+        )
+        # visible to another connection at once: no transaction left open
+        assert raw.execute("SELECT count(*) FROM processed_events WHERE consumer = %s", (key,)).fetchone() == (1,)
+    raw.execute("DELETE FROM processed_events WHERE consumer = %s", (key,))

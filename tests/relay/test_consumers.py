@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from activities.transfer import TransferActivities, TransferPolicy
-from activities.transfer_io import InitiateInput, TransferRequest
+from contracts.transfer import InitiateInput, TransferRequest
 from fx.rates import Rate
 from ledger.account_numbers import grouped
 from ledger.db import connection, transaction

@@ -17,7 +17,7 @@ from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
-from activities.transfer_io import TransferRequest
+from contracts.transfer import TransferRequest
 from security.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, PayloadDecryptionError
 from security.converter import data_converter, data_converter_for
 from security.keys import ENV_VAR, KeyringError, ensure_key_file, key_file_path, load_keyring, parse_keyring

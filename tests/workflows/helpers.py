@@ -14,7 +14,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from activities.transfer_io import OtpSubmission, TransferRequest, TransferState
+from contracts.transfer import OtpSubmission, TransferRequest, TransferState
 from ledger.accounts import Account
 from ledger.db import connection
 from ledger.ids import uuid7

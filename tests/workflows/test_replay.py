@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from activities.transfer_io import ReviewDecision
+from contracts.transfer import ReviewDecision
 from security.converter import data_converter
 from tests.workflows.conftest import TEST_SETTINGS
 from tests.workflows.helpers import Bank, result, wrong

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from temporalio.client import WorkflowHandle
 
-from activities.transfer_io import ReviewDecision, RiskVerdict
+from contracts.transfer import ReviewDecision, RiskVerdict
 from ledger.db import make_engine
 from ledger.service import Ledger
 from security.sealed import load_sealer

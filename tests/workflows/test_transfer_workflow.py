@@ -8,8 +8,8 @@ from uuid import UUID
 import pytest
 from temporalio.service import RPCError
 
-from activities.transfer_io import OtpSubmission, ReviewDecision, VerifyOtpResult
 from api import transfer_flow
+from contracts.transfer import OtpSubmission, ReviewDecision, VerifyOtpResult
 from ledger.ids import uuid7
 from ledger.transfers import TransferStatus
 from tests.workflows.helpers import Bank, result, wrong

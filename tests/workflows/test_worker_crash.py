@@ -13,7 +13,7 @@ from uuid import UUID
 
 from temporalio.api.enums.v1 import EventType
 
-from activities.transfer_io import OtpSubmission
+from contracts.transfer import OtpSubmission
 from ledger.db import make_engine
 from ledger.service import Ledger
 from security.sealed import load_sealer

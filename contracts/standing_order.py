@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activities.transfer_io import TransferRequest
+from contracts.transfer import TransferRequest
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,11 @@ run: setup
 run-cluster: setup temporal-server
 	@$(VENV)/bin/ledgerflow up --profile cluster
 
-## Build (once per version) the Temporal server and its SQL schema tool into ~/.cache/ledgerflow.
+## Build (once per version) the Temporal server, its SQL schema tool and the Web UI server
+## (stack/temporal_ui_server/) into ~/.cache/ledgerflow.
 temporal-server: setup
 	@$(PY) -m stack.temporal_server
+	@$(PY) -m stack.temporal_ui_server
 
 ## The workflow, relay and short chaos suites against the cluster profile.
 test-cluster: setup temporal-server

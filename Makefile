@@ -57,6 +57,7 @@ check: setup
 ## Set up, check, then run every test against real PostgreSQL, Temporal and Kafka.
 test: check
 	@$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-cluster-smoke
 
 test-fast: setup
 	@$(PY) -m pytest -m "not slow"

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run run-cluster check test test-cluster temporal-server test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
+.PHONY: setup run run-cluster check test test-cluster test-cluster-smoke temporal-server test-fast lint typecheck audit bench chaos contract screenshots down clean system-deps
 
 ## One-time and idempotent: system packages (JDK, Maven), the venv, the project, Kafka's jars.
 setup: $(STAMP)
@@ -27,14 +27,24 @@ run: setup
 run-cluster: setup temporal-server
 	@$(VENV)/bin/ledgerflow up --profile cluster
 
-## Build (once per version) the Temporal server and its SQL schema tool into ~/.cache/ledgerflow.
+## Build (once per version) the Temporal server, its SQL schema tool and the Web UI server
+## (stack/temporal_ui_server/) into ~/.cache/ledgerflow.
 temporal-server: setup
 	@$(PY) -m stack.temporal_server
+	@$(PY) -m stack.temporal_ui_server
 
 ## The workflow, relay and short chaos suites against the cluster profile.
 test-cluster: setup temporal-server
 	@LEDGERFLOW_PROFILE=cluster $(PY) -m pytest -p no:cacheprovider -o timeout=900 tests/workflows tests/relay tests/chaos tests/stack/test_cluster.py
 
+## CI's slice of the above: the Temporal server (and UI) built if not cached, then one transfer
+## posted end to end through the workflow on it, and the quickest check that the profile is what
+## it says (the server on PostgreSQL, 4 shards, the schema tool's newest version, the search
+## attributes made through the operator API).
+test-cluster-smoke: setup temporal-server
+	@LEDGERFLOW_PROFILE=cluster $(PY) -m pytest -p no:cacheprovider -o timeout=900 \
+		tests/workflows/test_transfer_workflow.py::test_same_currency_happy_path \
+		tests/stack/test_cluster.py::test_temporal_is_the_server_on_postgresql_with_four_shards
 
 ## The static checks, each of which fails the build: lint, format, types (strict, tests
 ## included) and the layer contracts of DESIGN.md (import-linter, [tool.importlinter]).
@@ -47,6 +57,7 @@ check: setup
 ## Set up, check, then run every test against real PostgreSQL, Temporal and Kafka.
 test: check
 	@$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-cluster-smoke
 
 test-fast: setup
 	@$(PY) -m pytest -m "not slow"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from config.settings import Settings
-from stack import kafka_cluster, temporal_server
+from stack import kafka_cluster, temporal_server, temporal_ui_server
 
 # What the profile proves and the compose file must say the same of.
 PROFILE_FACTS: Final[dict[str, object]] = {
@@ -20,6 +20,7 @@ PROFILE_FACTS: Final[dict[str, object]] = {
     "temporal_num_history_shards": temporal_server.NUM_HISTORY_SHARDS,
     "temporal_sql_plugin": temporal_server.SQL_PLUGIN,
     "temporal_databases": (temporal_server.DB_MAIN, temporal_server.DB_VISIBILITY),
+    "temporal_ui_version": temporal_ui_server.VERSION.removeprefix("v"),
     "kafka_brokers": kafka_cluster.BROKERS,
     "kafka_replication_factor": kafka_cluster.REPLICATION_FACTOR,
     "kafka_min_insync_replicas": kafka_cluster.MIN_INSYNC_REPLICAS,

@@ -100,6 +100,13 @@ class EphemeralStack:
                 "temporal_internal_ports": _temporal_ports(),
             },
         )
+        if self.settings.profile == "cluster":
+            # The server has no UI of its own: the UI server beside it, as the launcher runs it.
+            self._start(
+                "temporal-ui",
+                lambda: _required(self.stack.temporal_ui()),
+                lambda: {"temporal_ui_port": free_port()},
+            )
         return self.settings.temporal_address
 
     def kafka(self) -> str:
@@ -195,6 +202,12 @@ class EphemeralStack:
     @property
     def database_url(self) -> str:
         return self.stack.database_url
+
+
+def _required(service: Service | None) -> Service:
+    if service is None:
+        raise StackError("this part is not in the stack's profile")
+    return service
 
 
 def _cluster_ports() -> dict[str, object]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import TEMPORAL_UI_CODEC_PATH, TEMPORAL_UI_PATH, Settings
-from stack import cluster, kafka, kafka_cluster, postgres, temporal, temporal_server
+from stack import cluster, kafka, kafka_cluster, postgres, temporal, temporal_server, temporal_ui_server
 from stack.service import Service, StackError, ensure_port_free
 
 DB_NAME = "ledgerflow"
@@ -92,8 +92,8 @@ class Stack:
     def temporal(self, *, headless: bool = False) -> Service:
         s = self.settings
         if self.is_cluster:
-            # The Temporal server on PostgreSQL (stack/temporal_server.py); no Web UI of its own
-            # (the UI server's Go module is not on the module proxy: README, "Beyond one machine").
+            # The Temporal server on PostgreSQL (stack/temporal_server.py); its Web UI is a
+            # process of its own (temporal_ui()).
             build = temporal_server.ensure_server_build(progress=self.log)
             return temporal_server.temporal_server_service(
                 build=build,
@@ -117,6 +117,24 @@ class Stack:
             # browser used. Opened on :8233 directly the UI has no session and shows ciphertext.
             ui_public_path=TEMPORAL_UI_PATH,
             codec_endpoint=TEMPORAL_UI_CODEC_PATH,
+        )
+
+    def temporal_ui(self) -> Service | None:
+        """The cluster profile's Web UI server (stack/temporal_ui_server.py), configured as the
+        dev server's embedded one: same port, public path and codec. None on the dev profile,
+        whose server serves its UI itself."""
+        if not self.is_cluster:
+            return None
+        s = self.settings
+        return temporal_ui_server.temporal_ui_service(
+            binary=temporal_ui_server.ensure_ui_build(progress=self.log),
+            host=s.host,
+            port=s.temporal_ui_port,
+            frontend=s.temporal_address,
+            namespace=s.temporal_namespace,
+            public_path=TEMPORAL_UI_PATH,
+            codec_endpoint=TEMPORAL_UI_CODEC_PATH,
+            log_path=self.logs / "temporal-ui.log",
         )
 
     def kafka(self) -> Service:
@@ -399,8 +417,11 @@ class Stack:
         try:
             kafka_services = self.kafka_services()  # resolves the jars first: the slow part of a cold start
             temporal_service = self.temporal()  # the cluster profile builds its server first (once)
+            ui_service = self.temporal_ui()  # and its Web UI server (once)
             self.start_database("[1/4]")
             self.start(temporal_service, "[2/4]")
+            if ui_service is not None:
+                self.start(ui_service, "[2/4]")
             self.start_together(kafka_services, "[3/4]")
             self.write_env_file()
             if with_apps:
@@ -445,9 +466,7 @@ class Stack:
             "Customer portal": f"http://{s.host}:{s.api_port}/portal/",
             "Operations portal": f"http://{s.host}:{s.api_port}/ops/",
             # Staff read transfers there, decoded, under the ops login (portal/temporal_ui.py).
-            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/"
-            if not self.is_cluster
-            else "none on the cluster profile (its UI server is not on the Go module proxy)",
+            "Temporal Web UI": f"http://{s.host}:{s.api_port}{TEMPORAL_UI_PATH}/",
             "Temporal gRPC": s.temporal_address,
             "Kafka bootstrap": s.kafka_bootstrap,
             "PostgreSQL": self.database_url,

@@ -60,6 +60,14 @@ def test_compose_matches_the_cluster_profile() -> None:
         # The same versioned folders as the profile (the image keeps them under /etc/temporal).
         assert rel.rsplit("/", 2)[0] in script.replace("$$dir", rel.split("/")[-2])
 
+    # The same Web UI, with the ops portal's public path and same-origin codec.
+    from config.settings import TEMPORAL_UI_CODEC_PATH, TEMPORAL_UI_PATH
+
+    ui = services["temporal-ui"]
+    assert ui["image"] == f"temporalio/ui:{PROFILE_FACTS['temporal_ui_version']}"
+    assert ui["environment"]["TEMPORAL_UI_PUBLIC_PATH"] == TEMPORAL_UI_PATH
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == TEMPORAL_UI_CODEC_PATH
+
     namespace_script = "\n".join(services["temporal-namespace"]["command"])
     listed = re.search(r"for sa in ([^;]+);", namespace_script)
     assert listed is not None

@@ -71,3 +71,19 @@ def test_cluster_profile_ports_and_bootstrap() -> None:
     # The dev profile is untouched.
     dev = Stack(Settings(kafka_bootstrap="127.0.0.1:19092"), log=lambda message: None)
     assert dev.env()["LEDGERFLOW_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
+
+
+def test_the_web_ui_server_is_pinned_to_the_dev_profiles_ui() -> None:
+    """The cluster profile's UI server (stack/temporal_ui_server/) is the module version the dev
+    profile's temporal CLI embeds: one UI, whichever profile staff open."""
+    import subprocess
+
+    from stack import temporal_ui_server
+    from stack.temporal import temporal_binary
+
+    go_mod = (temporal_ui_server.SOURCE_DIR / "go.mod").read_text()
+    assert f"require {temporal_ui_server.MODULE} {temporal_ui_server.VERSION}\n" in go_mod
+    go_sum = (temporal_ui_server.SOURCE_DIR / "go.sum").read_text()
+    assert f"{temporal_ui_server.MODULE} {temporal_ui_server.VERSION} h1:" in go_sum
+    cli = subprocess.run([temporal_binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"UI {temporal_ui_server.VERSION.removeprefix('v')})" in cli, cli

@@ -130,41 +130,38 @@ def db_now(engine: Any) -> datetime:
     return now
 
 
-def review_share(database_url: str, window: Pass) -> float:
-    """The share of the window's assessed transfers that the rules sent to review (or blocked)."""
+def window_rows(database_url: str, window: Pass, sql: str) -> list[Any]:
+    """The rows of `sql` over the risk assessments, with :t0 and :t1 bound to the window."""
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE verdict <> 'allow'), count(*) FROM risk_assessments"
-                    " WHERE initiated_at BETWEEN :t0 AND :t1"
-                ),
-                {"t0": window.started_at, "t1": window.ended_at},
-            ).one()
-            flagged, assessed = int(row[0]), int(row[1])
-            return flagged / assessed if assessed else 0.0
+            return list(conn.execute(text(sql), {"t0": window.started_at, "t1": window.ended_at}))
     finally:
         engine.dispose()
+
+
+def review_share(database_url: str, window: Pass) -> float:
+    """The share of the window's assessed transfers that the rules sent to review (or blocked)."""
+    ((flagged, assessed),) = window_rows(
+        database_url,
+        window,
+        "SELECT count(*) FILTER (WHERE verdict <> 'allow'), count(*) FROM risk_assessments"
+        " WHERE initiated_at BETWEEN :t0 AND :t1",
+    )
+    return int(flagged) / int(assessed) if assessed else 0.0
 
 
 def verdict_latencies_ms(database_url: str, window: Pass) -> list[float]:
     """From each `transfer.initiated` commit (the assessment's `initiated_at`) to the verdict's
     signal reaching the workflow (`signalled_at`, stamped right after delivery), for the
     transfers initiated in the window."""
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT extract(epoch FROM signalled_at - initiated_at) * 1000 FROM risk_assessments"
-                    " WHERE initiated_at BETWEEN :t0 AND :t1 AND signalled_at IS NOT NULL"
-                ),
-                {"t0": window.started_at, "t1": window.ended_at},
-            ).scalars()
-            return [float(ms) for ms in rows]
-    finally:
-        engine.dispose()
+    rows = window_rows(
+        database_url,
+        window,
+        "SELECT extract(epoch FROM signalled_at - initiated_at) * 1000 FROM risk_assessments"
+        " WHERE initiated_at BETWEEN :t0 AND :t1 AND signalled_at IS NOT NULL",
+    )
+    return [float(row[0]) for row in rows]
 
 
 def restart_apps(stack: EphemeralStack, extra_env: dict[str, str], api_processes: int | None = None) -> str:

@@ -381,16 +381,22 @@ def temporal_server_service(
     )
 
 
-def main() -> int:
-    """`python -m stack.temporal_server`: build (or find) the binaries and say where they are."""
+def report_build(what: str, ensure: Callable[[Callable[[str], None]], Path]) -> int:
+    """The command-line form of a Go build step: build (or find) it, say where it is and how long
+    that took; 1 with the reason if it cannot be built."""
     t0 = time.monotonic()
     try:
-        build = ensure_server_build(progress=lambda message: print(message, flush=True))
+        binary = ensure(lambda message: print(message, flush=True))
     except StackError as err:
         print(f"ledgerflow: {err}")
         return 1
-    print(f"Temporal server {VERSION}: {build.server} ({time.monotonic() - t0:.0f}s)")
+    print(f"{what}: {binary} ({time.monotonic() - t0:.0f}s)")
     return 0
+
+
+def main() -> int:
+    """`python -m stack.temporal_server`: build (or find) the binaries and say where they are."""
+    return report_build(f"Temporal server {VERSION}", lambda progress: ensure_server_build(progress=progress).server)
 
 
 if __name__ == "__main__":

@@ -132,14 +132,9 @@ def temporal_ui_service(
 
 def main() -> int:
     """`python -m stack.temporal_ui_server`: build (or find) the UI server and say where it is."""
-    t0 = time.monotonic()
-    try:
-        binary = ensure_ui_build(progress=lambda message: print(message, flush=True))
-    except StackError as err:
-        print(f"ledgerflow: {err}")
-        return 1
-    print(f"Temporal Web UI {VERSION}: {binary} ({time.monotonic() - t0:.0f}s)")
-    return 0
+    return temporal_server.report_build(
+        f"Temporal Web UI {VERSION}", lambda progress: ensure_ui_build(progress=progress)
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ class RelayOptions:
     # LISTEN/NOTIFY would need a trigger or a change to every posting function, and NOTIFY
     # serialises the committing transactions on one global lock: a cost on the posting path.
     idle_poll_s: float = 0.05
+    # Sleep after a pass that found another relay leading. Only a leader's polls move events;
+    # a follower's are there to take over when the leader stops, and at 50 ms the second
+    # relay doubled the idle queries (each pass is a few round trips). 0.5 s bounds the
+    # takeover; meanwhile the leader, polling every 50 ms, nearly always wins the lock again.
+    follower_poll_s: float = 0.5
     # Pages the reader may hold ready while one is produced (relay.read_ahead).
     read_ahead_pages: int = 2
     # Pages produced and not yet acknowledged. With 1, Kafka idles while each page's last acks
@@ -50,8 +55,11 @@ class RelayOptions:
 class ConsumerOptions:
     """How a consumer polls, applies and commits."""
 
-    # Messages applied per database transaction (and per offset commit).
+    # Messages applied per database transaction (and per offset commit), at most: a batch is
+    # the first message and whatever had already arrived behind it (relay.consumer._receive).
     batch_size: int = 500
+    # How long one poll waits for a first message. It returns as soon as one arrives, so this
+    # bounds only how often an idle consumer wakes (and checks `stop`), not any event's latency.
     poll_timeout_s: float = 0.5
     # Where a group without committed offsets starts: the consumers are projections that a
     # new group rebuilds from the beginning of the retained log.

@@ -101,6 +101,7 @@ class OutboxRelay:
         self._kafka_reported_down = False
         self._fatal = threading.Event()
         self._next_backlog_refresh = 0.0
+        self._following = False  # the last pass found another relay leading
         # The cursor's side of the pipeline (leading, loading, recording pages) runs here, so
         # that the driving thread can produce meanwhile.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="relay-db")
@@ -254,7 +255,8 @@ class OutboxRelay:
             # A session: each page's record is one atomic statement (outbox_store.commit_page),
             # and the leader lock lives as long as the session (ledger.uow.session).
             leader = connections.enter_context(session(self.engine))
-            if not db.submit(self._lead, leader).result():
+            self._following = not db.submit(self._lead, leader).result()
+            if self._following:
                 return  # another relay leads; the caller polls again
             connections.callback(self._resign, leader)
             try:
@@ -368,7 +370,7 @@ class OutboxRelay:
                     self._recovered()
                 self._refresh_backlog()
                 if claimed == 0:
-                    stop.wait(self.options.idle_poll_s)
+                    stop.wait(self.options.follower_poll_s if self._following else self.options.idle_poll_s)
         finally:
             self.close()
             log.info("relay publisher stopped")

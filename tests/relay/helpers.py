@@ -11,19 +11,20 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from sqlalchemy import Engine
 
 from ledger.db import connection
 from ledger.money import Money
+from ledger.outbox import dumps, make_event
 from ledger.service import Ledger
 from relay.options import RelayOptions
-from relay.topics import TOPICS
+from relay.topics import NOTIFICATIONS, TOPICS
 
 ALL_TOPICS = tuple(spec.name for spec in TOPICS)
 
@@ -232,3 +233,17 @@ def scalar(engine: Any, query: str, *params: object) -> Any:
     with connection(engine) as conn:
         row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]
+
+
+def produce_notifications(bootstrap: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+    """Produce (key, value) messages straight to the notifications topic, acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for key, value in messages:
+        producer.produce(NOTIFICATIONS, value, key)
+    assert producer.flush(30) == 0
+
+
+def notification_event(customer: UUID, **data: object) -> bytes:
+    """A `notification.requested` envelope for `customer`, with `data` as given."""
+    event = make_event("notification.requested", business_id=uuid.uuid4(), key=customer, data=data)
+    return dumps(event.payload).encode()

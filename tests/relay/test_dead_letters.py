@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine
 
 from config.settings import get_settings
 from ledger.db import Conn
-from ledger.outbox import dumps, make_event
 from relay import ops
 from relay.consumer import EventConsumer
 from relay.dead_letters import DeadLetterNotFound, dead_letters, dismiss, replay
@@ -20,19 +18,15 @@ from relay.envelope import Event, MalformedEvent
 from relay.notifier import Notifier
 from relay.options import ConsumerOptions
 from relay.topics import NOTIFICATIONS
-from tests.relay.helpers import Tail, Threads, consumed, scalar, wait_until
-
-
-def _produce(bootstrap: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for key, value in messages:
-        producer.produce(NOTIFICATIONS, value, key)
-    assert producer.flush(30) == 0
-
-
-def _notification(customer: uuid.UUID, **data: object) -> bytes:
-    event = make_event("notification.requested", business_id=uuid.uuid4(), key=customer, data=data)
-    return dumps(event.payload).encode()
+from tests.relay.helpers import (
+    Tail,
+    Threads,
+    consumed,
+    notification_event,
+    produce_notifications,
+    scalar,
+    wait_until,
+)
 
 
 class FlakyNotifier(Notifier):
@@ -63,10 +57,10 @@ def test_unreadable_events_are_parked_with_their_error_and_later_ones_applied(
     customer = uuid.uuid4()
     key = str(customer).encode()
     not_json = b"{this is not json"
-    no_customer = _notification(customer, channel="in_app", subject="no customer id", body="?")
-    fine = _notification(customer, customer_id=str(customer), channel="in_app", subject="Hello", body="Welcome")
+    no_customer = notification_event(customer, channel="in_app", subject="no customer id", body="?")
+    fine = notification_event(customer, customer_id=str(customer), channel="in_app", subject="Hello", body="Welcome")
     # One partition (one key): the bad messages come first, in front of the good one.
-    _produce(relay_topics, [(key, not_json), (key, no_customer), (key, fine)])
+    produce_notifications(relay_topics, [(key, not_json), (key, no_customer), (key, fine)])
     malformed_before = consumed("notifier", "malformed")
 
     group = f"test-dl-{uuid.uuid4().hex[:8]}"
@@ -120,9 +114,9 @@ def test_a_handler_error_parks_the_event_and_a_replay_applies_it_once_fixed(
 ) -> None:
     customer = uuid.uuid4()
     key = str(customer).encode()
-    boom = _notification(customer, customer_id=str(customer), channel="in_app", subject="boom", body="x")
-    after = _notification(customer, customer_id=str(customer), channel="in_app", subject="after", body="y")
-    _produce(relay_topics, [(key, boom), (key, after)])
+    boom = notification_event(customer, customer_id=str(customer), channel="in_app", subject="boom", body="x")
+    after = notification_event(customer, customer_id=str(customer), channel="in_app", subject="after", body="y")
+    produce_notifications(relay_topics, [(key, boom), (key, after)])
 
     flaky = FlakyNotifier()
     threads.start(_consumer(engine, relay_topics, tail, flaky, f"test-dl-{uuid.uuid4().hex[:8]}").run, "flaky")

@@ -31,7 +31,6 @@ from relay.backoff import Backoff
 from relay.consumer import EventConsumer
 from relay.failures import DATABASE_DOWN
 from relay.notifier import Notifier
-from relay.options import ConsumerOptions
 from relay.publisher import OutboxRelay
 from relay.risk import RiskConsumer
 from relay.topics import TopicSetupError, ensure_topics
@@ -129,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             workers.append((handler.name, consumer.run))
         if settings.risk_enabled:
             # Assesses each transfer.initiated and signals the verdict to its workflow.
-            # A short poll: consume() waits its whole timeout unless a full batch arrives, and
-            # every transfer waits for this verdict (the projections can afford 0.5 s).
-            risk = RiskConsumer(
-                engine, bootstrap, settings, group_id=f"{prefix}.risk", options=ConsumerOptions(poll_timeout_s=0.05)
-            )
+            risk = RiskConsumer(engine, bootstrap, settings, group_id=f"{prefix}.risk")
             risk.subscribe()
             workers.append(("risk", risk.run))
 

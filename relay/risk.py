@@ -5,10 +5,13 @@ Two halves, so that neither a crash nor a redelivery can apply a verdict twice o
 1. `RiskAssessor` (a relay.consumer Handler) records the assessment, its `risk.assessed`
    outbox event and the event's dedup row in ONE transaction (risk.assess); a redelivered
    event finds its dedup row (or the assessment) and writes nothing.
-2. After each batch commits, `RiskConsumer` signals every assessment not yet delivered
-   (`signalled_at IS NULL`) to its workflow and marks it. A crash between the signal and the
-   mark re-sends the same verdict, keyed by the event id, which the workflow ignores (it takes
-   the first verdict only). A workflow that has closed is marked too: nothing waits for it.
+2. After each batch commits, `RiskConsumer` signals the batch's new assessments to their
+   workflows and marks them (`signalled_at`). A crash between the signal and the mark
+   re-sends the same verdict, keyed by the event id, which the workflow ignores (it takes the
+   first verdict only). A workflow that has closed is marked too: nothing waits for it.
+   Whatever a batch could not deliver (Temporal unreachable, a member that died between its
+   commit and its signals) is found by a sweep of `signalled_at IS NULL`, at start-up and
+   every `SWEEP_S` (not after every poll: an idle consumer does not query the database).
 The Temporal client lives on this consumer's own thread and event loop; while Temporal is
 unreachable the assessments wait in the table and go out once it answers.
 """
@@ -37,12 +40,17 @@ from relay.envelope import Event, MalformedEvent, data_uuid
 from relay.options import ConsumerOptions
 from relay.topics import TRANSFERS
 from risk import assess as risk_assess
+from risk.rules import Rule
 
 log = logging.getLogger(__name__)
 
 TRANSFER_INITIATED: Final = "transfer.initiated"
 SIGNAL: Final = "risk_verdict"
 DELIVER_BATCH: Final = 200
+# How often a member looks for verdicts left undelivered. A verdict waits this long at most
+# after Temporal answers again (or after another member died holding it), well inside
+# LEDGERFLOW_RISK_WAIT_S (5 s by default) for a transfer that is still waiting.
+SWEEP_S: Final = 1.0
 
 VERDICTS: Final = Counter(
     "ledgerflow_risk_verdicts_total",
@@ -61,6 +69,17 @@ class RiskAssessor:
 
     name = "risk"
     topics: Sequence[str] = (TRANSFERS,)
+
+    def __init__(self) -> None:
+        # The current batch's rules (read once, in its transaction) and its new assessments,
+        # to be signalled once the batch has committed (never before: a rolled-back verdict
+        # must not reach a workflow).
+        self._rules: list[Rule] | None = None
+        self.recorded: list[risk_assess.StoredAssessment] = []
+
+    def begin_batch(self) -> None:
+        self._rules = None
+        self.recorded.clear()
 
     def handles(self, event_type: str) -> bool:
         return event_type == TRANSFER_INITIATED
@@ -89,10 +108,13 @@ class RiskAssessor:
             workflow_id=workflow_id if isinstance(workflow_id, str) else f"transfer-{transfer_id}",
             initiated_at=event.time,
         )
-        result = risk_assess.record_assessment(conn, initiated)
-        if result is not None:
-            for rule in result.reasons or ("none",):
-                VERDICTS.labels(result.verdict, rule).inc()
+        if self._rules is None:
+            self._rules = [stored.rule for stored in risk_assess.list_rules(conn)]
+        recorded = risk_assess.record_assessment(conn, initiated, self._rules)
+        if recorded is not None:
+            self.recorded.append(recorded)
+            for rule in recorded.reasons or ("none",):
+                VERDICTS.labels(recorded.verdict, rule).inc()
 
 
 class RiskConsumer(EventConsumer):
@@ -109,13 +131,15 @@ class RiskConsumer(EventConsumer):
         client: Client | None = None,
         start_offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
+        self._assessor = RiskAssessor()
         super().__init__(
-            engine, bootstrap, RiskAssessor(), group_id=group_id, options=options, start_offsets=start_offsets
+            engine, bootstrap, self._assessor, group_id=group_id, options=options, start_offsets=start_offsets
         )
         self._settings = settings
         self._loop = asyncio.new_event_loop()
         self._client = client
         self._next_connect = 0.0
+        self._next_sweep = 0.0  # at once: a restart delivers what the last run left behind
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -124,8 +148,14 @@ class RiskConsumer(EventConsumer):
             self._loop.close()
 
     def poll_once(self) -> int:
-        n = super().poll_once()
-        self.deliver_pending()
+        self._assessor.begin_batch()
+        n = super().poll_once()  # returns only once the batch has committed
+        fresh = list(self._assessor.recorded)
+        self._assessor.begin_batch()
+        self._deliver(fresh)  # what fails here, a sweep delivers later
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_S
+            self.deliver_pending()
         return n
 
     def _temporal(self) -> Client | None:
@@ -144,14 +174,23 @@ class RiskConsumer(EventConsumer):
         return self._client
 
     def deliver_pending(self) -> int:
-        """Signal the verdicts not yet delivered; returns how many were marked delivered."""
+        """Signal the verdicts not yet delivered (the sweep); returns how many were marked
+        delivered."""
         with UnitOfWork(self.engine) as uow:  # reads only: rolled back
-            pending = risk_assess.unsignalled(uow.conn, DELIVER_BATCH)
+            # Only verdicts older than a sweep: a younger one is most likely being delivered
+            # right now by the member that recorded it (a second signal is harmless, but it
+            # costs the workflow a task).
+            pending = risk_assess.unsignalled(uow.conn, DELIVER_BATCH, older_than_s=SWEEP_S)
+        return len(self._deliver(pending))
+
+    def _deliver(self, pending: list[risk_assess.StoredAssessment]) -> list[risk_assess.StoredAssessment]:
+        """Signal each verdict to its workflow and mark the ones that arrived (or whose
+        workflow is gone); returns those."""
         if not pending:
-            return 0
+            return []
         client = self._temporal()
         if client is None:
-            return 0
+            return []
         delivered = self._loop.run_until_complete(self._signal_all(client, pending))
         if delivered:
             with UnitOfWork(self.engine) as uow:
@@ -160,7 +199,7 @@ class RiskConsumer(EventConsumer):
         now = datetime.now(UTC)
         for assessment in delivered:
             VERDICT_LATENCY.observe(max(0.0, (now - assessment.initiated_at).total_seconds()))
-        return len(delivered)
+        return delivered
 
     async def _signal_all(
         self, client: Client, pending: list[risk_assess.StoredAssessment]

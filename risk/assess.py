@@ -9,7 +9,7 @@ consumer's, the API's): an assessment, its event and its dedup row commit togeth
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,7 +19,7 @@ from uuid import UUID
 from ledger.db import Conn
 from ledger.ids import event_id
 from ledger.outbox import insert_event, make_event
-from risk.rules import Assessment, Facts, Rule, UnknownRule, assess, validate_params
+from risk.rules import Facts, Rule, UnknownRule, assess, validate_params
 
 SOURCE = "/ledgerflow/risk"
 
@@ -95,60 +95,76 @@ def _median(amounts: list[int]) -> Decimal | None:
     return (Decimal(ordered[mid - 1]) + Decimal(ordered[mid])) / 2
 
 
-def gather_facts(conn: Conn, transfer: InitiatedTransfer, rules: Iterable[Rule]) -> Facts:
-    """Read what the enabled rules need (and only that) as of the transfer's initiation."""
+# What the enabled rules need (a disabled rule's part is not evaluated: a CASE branch not
+# taken never runs its subquery), and whether the transfer was assessed already, in one
+# round trip. Amounts come back as integers: the median is taken exactly, in Python.
+_FACTS = (
+    "SELECT EXISTS (SELECT 1 FROM risk_assessments WHERE event_id = %(event)s OR transfer_id = %(transfer)s), "
+    "CASE WHEN %(velocity)s THEN (SELECT count(*) FROM transfers WHERE customer_id = %(customer)s "
+    "AND created_at > %(velocity_from)s AND created_at <= %(at)s) END, "
+    "CASE WHEN %(payee)s THEN EXISTS (SELECT 1 FROM transfers WHERE customer_id = %(customer)s "
+    "AND destination_account_id = %(destination)s AND status IN ('posted', 'reversed') AND created_at < %(at)s "
+    "AND id <> %(transfer)s) END, "
+    "CASE WHEN %(spike)s THEN ARRAY(SELECT source_amount_minor FROM transfers WHERE customer_id = %(customer)s "
+    "AND source_currency = %(currency)s AND status IN ('posted', 'reversed') AND created_at >= %(spike_from)s "
+    "AND created_at < %(at)s AND id <> %(transfer)s) END, "
+    "CASE WHEN %(age)s THEN (SELECT created_at FROM accounts WHERE id = %(source)s) END"
+)
+
+
+def _assessed_and_facts(conn: Conn, transfer: InitiatedTransfer, rules: Iterable[Rule]) -> tuple[bool, Facts]:
     by_name = {rule.name: rule for rule in rules if rule.enabled}
     at = transfer.initiated_at
-    recent_count = 0
-    if "velocity" in by_name:
-        window = timedelta(seconds=int(by_name["velocity"].params["window_s"]))
-        row = conn.execute(
-            "SELECT count(*) FROM transfers WHERE customer_id = %s AND created_at > %s AND created_at <= %s",
-            (transfer.customer_id, at - window, at),
-        ).fetchone()
-        recent_count = int(row[0]) if row else 0
-    known_payee = False
-    if "new_payee_amount" in by_name:
-        row = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM transfers WHERE customer_id = %s AND destination_account_id = %s "
-            "AND status IN ('posted', 'reversed') AND created_at < %s AND id <> %s)",
-            (transfer.customer_id, transfer.destination_account_id, at, transfer.transfer_id),
-        ).fetchone()
-        known_payee = bool(row and row[0])
-    median: Decimal | None = None
-    if "amount_spike" in by_name:
-        days = timedelta(days=int(by_name["amount_spike"].params["days"]))
-        rows = conn.execute(
-            "SELECT source_amount_minor FROM transfers WHERE customer_id = %s AND source_currency = %s "
-            "AND status IN ('posted', 'reversed') AND created_at >= %s AND created_at < %s AND id <> %s",
-            (transfer.customer_id, transfer.currency, at - days, at, transfer.transfer_id),
-        ).fetchall()
-        median = _median([int(r[0]) for r in rows])
-    age_s = 0.0
-    if "new_account" in by_name:
-        row = conn.execute("SELECT created_at FROM accounts WHERE id = %s", (transfer.source_account_id,)).fetchone()
-        age_s = (at - row[0]).total_seconds() if row else 0.0
-    return Facts(
+    velocity, spike = by_name.get("velocity"), by_name.get("amount_spike")
+    row = conn.execute(
+        _FACTS,
+        {
+            "event": transfer.event_id,
+            "transfer": transfer.transfer_id,
+            "customer": transfer.customer_id,
+            "destination": transfer.destination_account_id,
+            "source": transfer.source_account_id,
+            "currency": transfer.currency,
+            "at": at,
+            "velocity": velocity is not None,
+            "velocity_from": at - timedelta(seconds=int(velocity.params["window_s"])) if velocity else at,
+            "payee": "new_payee_amount" in by_name,
+            "spike": spike is not None,
+            "spike_from": at - timedelta(days=int(spike.params["days"])) if spike else at,
+            "age": "new_account" in by_name,
+        },
+    ).fetchone()
+    assert row is not None  # a SELECT without FROM: always one row
+    assessed, recent, known, amounts, opened_at = row
+    return bool(assessed), Facts(
         amount_minor=transfer.amount_minor,
         currency=transfer.currency,
-        recent_count=recent_count,
-        known_payee=known_payee,
-        median_minor=median,
-        account_age_s=age_s,
+        recent_count=int(recent or 0),
+        known_payee=bool(known),
+        median_minor=_median([int(a) for a in amounts]) if amounts else None,
+        account_age_s=(at - opened_at).total_seconds() if opened_at is not None else 0.0,
     )
 
 
-def record_assessment(conn: Conn, transfer: InitiatedTransfer) -> Assessment | None:
+def gather_facts(conn: Conn, transfer: InitiatedTransfer, rules: Iterable[Rule]) -> Facts:
+    """Read what the enabled rules need (and only that) as of the transfer's initiation."""
+    return _assessed_and_facts(conn, transfer, rules)[1]
+
+
+def record_assessment(
+    conn: Conn, transfer: InitiatedTransfer, rules: Sequence[Rule] | None = None
+) -> StoredAssessment | None:
     """Assess the transfer and record it with its `risk.assessed` event; None (and nothing
-    written) when this event, or another for the same transfer, was assessed before."""
-    done = conn.execute(
-        "SELECT 1 FROM risk_assessments WHERE event_id = %s OR transfer_id = %s",
-        (transfer.event_id, transfer.transfer_id),
-    ).fetchone()
-    if done is not None:
+    written) when this event, or another for the same transfer, was assessed before.
+
+    `rules` are the rules as read earlier in the caller's transaction (a consumer's batch
+    reads them once); by default they are read here."""
+    if rules is None:
+        rules = [stored.rule for stored in list_rules(conn)]
+    assessed, facts = _assessed_and_facts(conn, transfer, rules)
+    if assessed:
         return None
-    rules = [stored.rule for stored in list_rules(conn)]
-    result = assess(rules, gather_facts(conn, transfer, rules))
+    result = assess(rules, facts)
     row = conn.execute(
         "INSERT INTO risk_assessments (transfer_id, event_id, customer_id, workflow_id, verdict, reasons, "
         "initiated_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING RETURNING assessed_at",
@@ -179,7 +195,15 @@ def record_assessment(conn: Conn, transfer: InitiatedTransfer) -> Assessment | N
         source=SOURCE,
     )
     insert_event(conn, event)
-    return result
+    return StoredAssessment(
+        transfer_id=transfer.transfer_id,
+        event_id=transfer.event_id,
+        workflow_id=transfer.workflow_id,
+        verdict=result.verdict,
+        reasons=list(result.reasons),
+        initiated_at=transfer.initiated_at,
+        assessed_at=row[0],
+    )
 
 
 _ASSESSMENT_COLUMNS = "transfer_id, event_id, workflow_id, verdict, reasons, initiated_at, assessed_at"
@@ -190,11 +214,13 @@ def _stored(row: tuple[Any, ...]) -> StoredAssessment:
     return StoredAssessment(row[0], row[1], row[2], row[3], [str(r) for r in reasons], row[5], row[6])
 
 
-def unsignalled(conn: Conn, limit: int) -> list[StoredAssessment]:
-    """Assessments whose verdict has not reached the workflow yet, oldest first."""
+def unsignalled(conn: Conn, limit: int, *, older_than_s: float = 0.0) -> list[StoredAssessment]:
+    """Assessments whose verdict has not reached the workflow yet, assessed at least
+    `older_than_s` ago, oldest first."""
     rows = conn.execute(
-        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE signalled_at IS NULL ORDER BY assessed_at LIMIT %s",
-        (limit,),
+        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE signalled_at IS NULL "
+        "AND assessed_at <= now() - make_interval(secs => %s) ORDER BY assessed_at LIMIT %s",
+        (older_than_s, limit),
     ).fetchall()
     return [_stored(r) for r in rows]
 

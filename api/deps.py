@@ -15,7 +15,6 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from api import metrics, security
@@ -157,29 +156,10 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-_MFA_ENABLED: Final = (
-    "EXISTS (SELECT 1 FROM totp_credentials t "
-    "WHERE t.realm = :realm AND t.principal_id = p.id AND t.enabled_at IS NOT NULL)"
-)
-
-
-def _principal_row(conn: Connection, realm: str, token: str) -> tuple[str, object] | None:
+def _principal_row(conn: Connection, token: str) -> tuple[str, object] | None:
     """(realm of the token, its principal row) or None when the token is not live."""
-    record = security.resolve_token(conn, token)
-    if record is None:
-        return None
-    # `mfa_enabled` in the same round trip: whether the principal has a second factor (TOTP) on.
-    if record.realm == security.CUSTOMER:
-        row = conn.execute(
-            text(f"SELECT id, email, full_name, {_MFA_ENABLED} AS mfa_enabled FROM customers p WHERE id = :id"),
-            {"id": record.principal_id, "realm": record.realm},
-        ).first()
-    else:
-        row = conn.execute(
-            text(f"SELECT id, email, role, {_MFA_ENABLED} AS mfa_enabled FROM staff p WHERE id = :id"),
-            {"id": record.principal_id, "realm": record.realm},
-        ).first()
-    return None if row is None else (record.realm, row)
+    row = security.resolve_principal(conn, token)
+    return None if row is None else (str(row.realm), row)
 
 
 def _authenticate(request: Request, runtime: Runtime, realm: str, token: str | None) -> object:
@@ -188,7 +168,7 @@ def _authenticate(request: Request, runtime: Runtime, realm: str, token: str | N
         record_denial(runtime.engine, request, actor=anonymous, reason="missing_token", realm=realm)
         raise _unauthorized("A bearer token is required.")
     with runtime.engine.connect() as conn:
-        found = _principal_row(conn, realm, token)
+        found = _principal_row(conn, token)
     if found is None:
         record_denial(runtime.engine, request, actor=anonymous, reason="invalid_token", realm=realm)
         raise _unauthorized("The bearer token is invalid, expired or revoked.")
@@ -263,7 +243,7 @@ def reject_foreign_token(request: Request, runtime: RuntimeDep) -> None:
         return
     realm = security.STAFF if request.url.path.startswith("/ops/") else security.CUSTOMER
     with runtime.engine.connect() as conn:
-        found = _principal_row(conn, realm, token.strip())
+        found = _principal_row(conn, token.strip())
     if found is not None and found[0] != realm:
         row = found[1]
         who = audit.Actor(found[0], str(row.id), row.email)  # type: ignore[attr-defined]

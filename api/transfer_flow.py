@@ -13,7 +13,10 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
+from uuid import UUID
 
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -27,6 +30,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import Problem
 from contracts.transfer import OtpSubmission, ReviewDecision, TransferRequest, TransferState, VerifyOtpResult
+from ledger.db import connection
+from otp import store as otp_store
 from workflows.transfer import TransferWorkflow, workflow_id_for
 
 POLL_S: Final = 0.02
@@ -115,12 +120,15 @@ async def wait_for(
         await asyncio.sleep(POLL_S)
 
 
-async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpResult:
+async def submit_otp(client: Client, engine: Engine, transfer_id: UUID, workflow_id: str, code: str) -> VerifyOtpResult:
     """Send one code and wait for its outcome (the workflow answers each submission id once).
 
     The code goes by signal, which is durable before the workflow acts on it; the
-    `otp_outcome` update then waits for the answer in one round trip (usually handled in the
-    same workflow task as the signal). No polling of the state query.
+    `otp_outcome` update then waits for the answer in one round trip. No polling of the state
+    query. When the workflow closed before the update reached it (an accepted code often posts
+    and closes the workflow in the task that checked it), the check's own record answers
+    (`otp_attempts`, by submission id): a state query of a closed workflow would replay its
+    whole history on a worker.
 
     Raises:
         Problem: 409 otp_not_pending when the workflow has closed; 503 on timeout.
@@ -146,12 +154,18 @@ async def submit_otp(client: Client, workflow_id: str, code: str) -> VerifyOtpRe
     except (WorkflowUpdateFailedError, RPCError) as err:
         if isinstance(err, RPCError) and not _gone(err):
             raise
-        # The workflow closed before the update reached it: an accepted code often posts and
-        # closes the workflow in the task that checked it. The answer is in its final state.
-        state = await current_state(client, workflow_id)
-        if state is not None and submission.submission_id in state.otp_outcomes:
-            return state.otp_outcomes[submission.submission_id]
+        # The workflow closed before the update reached it. Not checked: the workflow ended
+        # first (expired, cancelled) or had taken another code.
+        recorded = await run_in_threadpool(_recorded_outcome, engine, transfer_id, submission.submission_id)
+        if recorded is not None:
+            return recorded
         raise not_pending("the transfer no longer waits for a code") from err
+
+
+def _recorded_outcome(engine: Engine, transfer_id: UUID, submission_id: str) -> VerifyOtpResult | None:
+    with connection(engine) as conn:
+        found = otp_store.recorded_outcome(conn, transfer_id=str(transfer_id), submission_id=submission_id)
+    return None if found is None else VerifyOtpResult(outcome=found.outcome, attempts_left=found.attempts_left)
 
 
 def not_pending(detail: str, **extra: Any) -> Problem:

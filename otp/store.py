@@ -92,13 +92,9 @@ def check(conn: Conn, *, key: bytes, binding: Binding, submission_id: str, code:
     )
     if challenge is None:
         return CheckResult("not_found", 0)
-    seen = _one(
-        conn,
-        "SELECT outcome, attempts_left FROM otp_attempts WHERE transfer_id = %(t)s AND submission_id = %(s)s",
-        {"t": binding.transfer_id, "s": submission_id},
-    )
+    seen = recorded_outcome(conn, transfer_id=binding.transfer_id, submission_id=submission_id)
     if seen is not None:
-        return CheckResult(seen["outcome"], seen["attempts_left"], replayed=True)
+        return seen
 
     attempts_left = int(challenge["attempts_left"])
     if challenge["state"] == OtpChallengeState.USED:
@@ -135,6 +131,16 @@ def check(conn: Conn, *, key: bytes, binding: Binding, submission_id: str, code:
         {"t": binding.transfer_id, "s": submission_id, "o": outcome, "a": attempts_left, "now": now},
     )
     return CheckResult(outcome, attempts_left)
+
+
+def recorded_outcome(conn: Conn, *, transfer_id: str, submission_id: str) -> CheckResult | None:
+    """The outcome `check` recorded for this submission, if it checked it (`replayed`)."""
+    seen = _one(
+        conn,
+        "SELECT outcome, attempts_left FROM otp_attempts WHERE transfer_id = %(t)s AND submission_id = %(s)s",
+        {"t": transfer_id, "s": submission_id},
+    )
+    return None if seen is None else CheckResult(seen["outcome"], seen["attempts_left"], replayed=True)
 
 
 def _set_state(conn: Conn, transfer_id: str, state: str, attempts_left: int) -> None:

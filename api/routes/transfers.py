@@ -158,6 +158,21 @@ async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = N
     return await run_in_threadpool(read)
 
 
+async def _read_if_any(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = None) -> schemas.Transfer | None:
+    """The transfer as the API shows it, or None when the ledger has no row for it (it refused
+    the transfer before placing the hold): one read serves both questions."""
+
+    def read() -> schemas.Transfer | None:
+        try:
+            t = runtime.ledger.get_transfer(transfer_id)
+        except TransferNotFound:
+            return None
+        with ledger_errors():
+            return views.one_transfer(runtime.ledger, runtime.engine, t, otp)
+
+    return await run_in_threadpool(read)
+
+
 @router.post(
     "/transfers",
     status_code=201,
@@ -231,21 +246,19 @@ async def create_transfer(
         )
         if state.status == "initiating":
             raise Problem(503, "workflow_timeout", "Service unavailable", "The transfer is still being initiated.")
-        try:
-            await run_in_threadpool(runtime.ledger.get_transfer, transfer_id)
-        except TransferNotFound as err:
+        expires_at = datetime.fromisoformat(state.otp_expires_at) if state.otp_expires_at else None
+        # Shown only while the transfer is pending_otp (views.transfer): null when exempt.
+        otp = schemas.Otp(expires_at=expires_at, attempts_left=state.attempts_left)
+        view = await _read_if_any(runtime, transfer_id, otp)
+        if view is None:
             # No transfer row: the ledger refused it before placing the hold.
             metrics.TRANSFER_TRANSITIONS.labels("failed").inc()
             problem = refusal(state.failure_reason or "transfer_refused", "The transfer was refused.")
             if state.failure_reason == "limit_exceeded" and state.refusal:
                 problem.detail = "The transfer would pass one of your limits (see GET /v1/limits)."
                 problem.extra.update(state.refusal)
-            raise problem from err
+            raise problem
         metrics.TRANSFER_TRANSITIONS.labels(state.status).inc()
-        expires_at = datetime.fromisoformat(state.otp_expires_at) if state.otp_expires_at else None
-        # Shown only while the transfer is pending_otp (views.transfer): null when exempt.
-        otp = schemas.Otp(expires_at=expires_at, attempts_left=state.attempts_left)
-        view = await _read(runtime, transfer_id, otp)
         response = _transfer_response(view, 201)
         response.headers["Location"] = f"/v1/transfers/{transfer_id}"
         return response
@@ -323,7 +336,7 @@ async def submit_otp(
         raise transfer_flow.not_pending(f"The transfer is {status}.", transfer_status=status)
     client = await runtime.temporal()
     # The code goes to the workflow and nowhere else: not in logs, problems or metric labels.
-    result = await transfer_flow.submit_otp(client, transfer.workflow_id, body.code)
+    result = await transfer_flow.submit_otp(client, runtime.engine, transfer.id, transfer.workflow_id, body.code)
     outcome = result.outcome
     if outcome != OtpOutcome.ACCEPTED:
         metrics.OTP_FAILURES.labels(outcome).inc()

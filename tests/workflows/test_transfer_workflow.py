@@ -103,8 +103,10 @@ async def test_otp_outcome_update_answers_a_signalled_code(bank: Bank) -> None:
     # The same submission again is answered from the record: no second attempt is spent.
     assert await submit("u-1", wrong(code)) == VerifyOtpResult("invalid", 4)
     # The API's way: an accepted code usually posts and closes the workflow in the task that
-    # checked it, before the update reaches it; the answer then comes from the final state.
-    assert await transfer_flow.submit_otp(bank.client, handle.id, code) == VerifyOtpResult("accepted", 4)
+    # checked it, before the update reaches it; the answer then comes from the check's record (otp_attempts).
+    assert await transfer_flow.submit_otp(
+        bank.client, bank.ledger.engine, UUID(state.transfer_id), handle.id, code
+    ) == VerifyOtpResult("accepted", 4)
     assert await result(handle) == "posted"
     assert bank.ledger.balance(bob.id).ledger_minor == 1_000
     assert len(posted_events(bank, state.transfer_id)) == 1

@@ -75,11 +75,16 @@ class RiskAssessor:
         # to be signalled once the batch has committed (never before: a rolled-back verdict
         # must not reach a workflow).
         self._rules: list[Rule] | None = None
-        self.recorded: list[risk_assess.StoredAssessment] = []
+        self._recorded: list[risk_assess.StoredAssessment] = []
 
     def begin_batch(self) -> None:
         self._rules = None
-        self.recorded.clear()
+        self._recorded.clear()
+
+    def take_recorded(self) -> list[risk_assess.StoredAssessment]:
+        """The batch's new assessments, once it has committed (the list starts empty again)."""
+        taken, self._recorded = self._recorded, []
+        return taken
 
     def handles(self, event_type: str) -> bool:
         return event_type == TRANSFER_INITIATED
@@ -112,7 +117,7 @@ class RiskAssessor:
             self._rules = [stored.rule for stored in risk_assess.list_rules(conn)]
         recorded = risk_assess.record_assessment(conn, initiated, self._rules)
         if recorded is not None:
-            self.recorded.append(recorded)
+            self._recorded.append(recorded)
             for rule in recorded.reasons or ("none",):
                 VERDICTS.labels(recorded.verdict, rule).inc()
 
@@ -149,10 +154,8 @@ class RiskConsumer(EventConsumer):
 
     def poll_once(self) -> int:
         self._assessor.begin_batch()
-        n = super().poll_once()  # returns only once the batch has committed
-        fresh = list(self._assessor.recorded)
-        self._assessor.begin_batch()
-        self._deliver(fresh)  # what fails here, a sweep delivers later
+        n = super().poll_once()  # returns only once the batch has committed (raises if not)
+        self._deliver(self._assessor.take_recorded())  # what fails here, a sweep delivers later
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_S
             self.deliver_pending()

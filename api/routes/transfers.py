@@ -28,7 +28,7 @@ from api.deps import (
     TransferCreationLimit,
     record_foreign_access,
 )
-from api.errors import ledger_errors, refusal
+from api.errors import from_ledger, ledger_errors, refusal
 from api.lookups import account_by_number, owned_account
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from api.problems import Problem
@@ -149,28 +149,26 @@ def _transfer_response(view: schemas.Transfer, status_code: int = 200) -> JSONRe
     return JSONResponse(view.model_dump(mode="json"), status_code=status_code)
 
 
-async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = None) -> schemas.Transfer:
-    def read() -> schemas.Transfer:
-        with ledger_errors():
-            t = runtime.ledger.get_transfer(transfer_id)
-            return views.one_transfer(runtime.ledger, runtime.engine, t, otp)
-
-    return await run_in_threadpool(read)
-
-
 async def _read_if_any(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = None) -> schemas.Transfer | None:
     """The transfer as the API shows it, or None when the ledger has no row for it (it refused
     the transfer before placing the hold): one read serves both questions."""
 
     def read() -> schemas.Transfer | None:
-        try:
-            t = runtime.ledger.get_transfer(transfer_id)
-        except TransferNotFound:
-            return None
         with ledger_errors():
+            try:
+                t = runtime.ledger.get_transfer(transfer_id)
+            except TransferNotFound:
+                return None
             return views.one_transfer(runtime.ledger, runtime.engine, t, otp)
 
     return await run_in_threadpool(read)
+
+
+async def _read(runtime: Runtime, transfer_id: UUID, otp: schemas.Otp | None = None) -> schemas.Transfer:
+    view = await _read_if_any(runtime, transfer_id, otp)
+    if view is None:
+        raise from_ledger(TransferNotFound(transfer_id))
+    return view
 
 
 @router.post(

@@ -23,15 +23,16 @@ from contracts.transfer import (
     CloseInput,
     InitiateInput,
     InitiateResult,
+    OtpCheckResult,
     PostInput,
     PostResult,
     Quote,
     QuoteInput,
     RiskDecisionInput,
+    RiskVerdict,
     StatusInput,
     TransferRequest,
     VerifyOtpInput,
-    VerifyOtpResult,
 )
 from fx.quotes import firm_quote
 from fx.rates import RateProvider, UnsupportedPair
@@ -256,10 +257,12 @@ class TransferActivities:
         return ""
 
     @activity.defn(name="verify_otp")
-    def verify_otp(self, request: VerifyOtpInput) -> VerifyOtpResult:
-        """Check one submitted code (constant-time, single use, attempts counted once)."""
+    def verify_otp(self, request: VerifyOtpInput) -> OtpCheckResult:
+        """Check one submitted code (constant-time, single use, attempts counted once); an
+        accepted code also brings the risk verdict recorded so far (see `_verdict_at_check`)."""
         with business_errors():
             transfer = self._ledger.get_transfer(UUID(request.transfer_id))
+        risk: RiskVerdict | None = None
         with UnitOfWork(self._ledger.engine) as uow:
             result = otp_store.check(
                 uow.conn,
@@ -269,18 +272,34 @@ class TransferActivities:
                 code=request.code,
                 now=self._clock(),
             )
-            if result.outcome == OtpOutcome.ACCEPTED and not result.replayed:
-                # Approval and the status change commit together: a crash between them
-                # cannot leave an approved transfer looking as if it still waits for a code.
-                with business_errors():
-                    uow.transfers.transition(transfer.id, TransferStatus(request.next_status))
+            if result.outcome == OtpOutcome.ACCEPTED:
+                if not result.replayed:
+                    # Approval and the status change commit together: a crash between them
+                    # cannot leave an approved transfer looking as if it still waits for a code.
+                    with business_errors():
+                        uow.transfers.transition(transfer.id, TransferStatus(request.next_status))
+                risk = self._verdict_at_check(uow, transfer.id)
             uow.commit()
-        return VerifyOtpResult(outcome=result.outcome, attempts_left=result.attempts_left)
+        return OtpCheckResult(outcome=result.outcome, attempts_left=result.attempts_left, risk=risk)
 
     @activity.defn(name="set_transfer_status")
-    def set_transfer_status(self, request: StatusInput) -> None:
-        with business_errors():
-            self._ledger.transition_transfer(UUID(request.transfer_id), request.status)
+    def set_transfer_status(self, request: StatusInput) -> RiskVerdict | None:
+        """Move the transfer (compare-and-set); returns the risk verdict recorded so far, which
+        the exemption's step out of `pending_otp` needs just as an accepted code does."""
+        with business_errors(), UnitOfWork(self._ledger.engine) as uow:
+            uow.transfers.transition(UUID(request.transfer_id), TransferStatus(request.status))
+            risk = self._verdict_at_check(uow, UUID(request.transfer_id))
+            uow.commit()
+        return risk
+
+    def _verdict_at_check(self, uow: UnitOfWork, transfer_id: UUID) -> RiskVerdict | None:
+        """The verdict the risk consumer recorded, read after this transaction's UPDATE of the
+        transfer's row: when the consumer saw the transfer in `pending_otp` it sent no signal,
+        and this read is how the workflow learns it (risk.assess.leave_for_check)."""
+        if self._policy.risk_wait_s <= 0:
+            return None  # risk review off: the workflow waits for no verdict
+        stored = risk_assess.verdict_at_check(uow.conn, transfer_id)
+        return None if stored is None else RiskVerdict.of(stored)
 
     @activity.defn(name="fetch_fx_quote")
     def fetch_fx_quote(self, request: QuoteInput) -> Quote:

@@ -8,9 +8,12 @@ amounts as ints, rates as decimal strings, times as RFC 3339 strings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.states import TransferStatus
+
+if TYPE_CHECKING:
+    from risk.assess import StoredAssessment
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,21 @@ class VerifyOtpResult:
     # accepted | invalid | locked | expired
     outcome: str
     attempts_left: int
+
+
+@dataclass(frozen=True)
+class OtpCheckResult:
+    """What the `verify_otp` step returns to the workflow: the outcome the customer is told
+    (VerifyOtpResult's fields), and, when the code was accepted, the transfer's risk verdict
+    if the risk consumer had recorded it by then (risk.assess.leave_for_check: it then sends
+    no signal). Histories recorded before this field carry no `risk`: None, the signal's path."""
+
+    outcome: str
+    attempts_left: int
+    risk: RiskVerdict | None = None
+
+    def answer(self) -> VerifyOtpResult:
+        return VerifyOtpResult(self.outcome, self.attempts_left)
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,16 @@ class RiskVerdict:
     verdict: str  # allow | review | block
     reasons: list[str] = field(default_factory=list)
     assessed_at: str = ""
+
+    @classmethod
+    def of(cls, stored: StoredAssessment) -> RiskVerdict:
+        """The verdict as the risk consumer recorded it (its signal, or the code check's read)."""
+        return cls(
+            event_id=str(stored.event_id),
+            verdict=stored.verdict,
+            reasons=list(stored.reasons),
+            assessed_at=stored.assessed_at.isoformat(),
+        )
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ transfer's workflow.
 Two halves, so that neither a crash nor a redelivery can apply a verdict twice or lose one:
 1. `RiskAssessor` (a relay.consumer Handler) records the assessment, its `risk.assessed`
    outbox event and the event's dedup row in ONE transaction (risk.assess); a redelivered
-   event finds its dedup row (or the assessment) and writes nothing.
-2. After each batch commits, `RiskConsumer` signals the batch's new assessments to their
+   event finds its dedup row (or the assessment) and writes nothing. When the transfer still
+   waits for its code (the usual case: the verdict comes well before the customer types the
+   code), the same transaction marks the verdict delivered `by check` and nothing is sent:
+   the step that takes the code reads it (risk.assess.leave_for_check says why neither side
+   can miss the other).
+2. After each batch commits, `RiskConsumer` signals the batch's other new assessments to their
    workflows and marks them (`signalled_at`). A crash between the signal and the mark
    re-sends the same verdict, keyed by the event id, which the workflow ignores (it takes the
    first verdict only). A workflow that has closed is marked too: nothing waits for it.
@@ -57,9 +61,15 @@ VERDICTS: Final = Counter(
     "Risk assessments by verdict and by the rule that fired ('none' for an allow)",
     ["verdict", "rule"],
 )
+DELIVERIES: Final = Counter(
+    "ledgerflow_risk_verdict_deliveries_total",
+    "Verdicts by how they reached the workflow: 'signal', or 'check' (read when the code was taken)",
+    ["by"],
+)
 VERDICT_LATENCY: Final = Histogram(
     "ledgerflow_risk_verdict_latency_seconds",
-    "From the transfer.initiated commit to the verdict's signal reaching the workflow",
+    "From the transfer.initiated commit to the verdict reaching the workflow (its signal, or the commit "
+    "that left it for the code check)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
@@ -75,15 +85,19 @@ class RiskAssessor:
         # to be signalled once the batch has committed (never before: a rolled-back verdict
         # must not reach a workflow).
         self._rules: list[Rule] | None = None
-        self._recorded: list[risk_assess.StoredAssessment] = []
+        self._to_signal: list[risk_assess.StoredAssessment] = []
+        self._at_check: list[risk_assess.StoredAssessment] = []
 
     def begin_batch(self) -> None:
         self._rules = None
-        self._recorded.clear()
+        self._to_signal.clear()
+        self._at_check.clear()
 
-    def take_recorded(self) -> list[risk_assess.StoredAssessment]:
-        """The batch's new assessments, once it has committed (the list starts empty again)."""
-        taken, self._recorded = self._recorded, []
+    def take_recorded(self) -> tuple[list[risk_assess.StoredAssessment], list[risk_assess.StoredAssessment]]:
+        """The batch's new assessments once it has committed: those to signal, and those left
+        for the code check to read (both lists start empty again)."""
+        taken = (self._to_signal, self._at_check)
+        self._to_signal, self._at_check = [], []
         return taken
 
     def handles(self, event_type: str) -> bool:
@@ -116,10 +130,16 @@ class RiskAssessor:
         if self._rules is None:
             self._rules = [stored.rule for stored in risk_assess.list_rules(conn)]
         recorded = risk_assess.record_assessment(conn, initiated, self._rules)
-        if recorded is not None:
-            self._recorded.append(recorded)
-            for rule in recorded.reasons or ("none",):
-                VERDICTS.labels(recorded.verdict, rule).inc()
+        if recorded is None:
+            return
+        for rule in recorded.reasons or ("none",):
+            VERDICTS.labels(recorded.verdict, rule).inc()
+        # A transfer still waiting for its code reads the verdict when the code is taken: no
+        # signal (and no workflow task for it). Otherwise it goes by signal after the commit.
+        if risk_assess.leave_for_check(conn, recorded.transfer_id):
+            self._at_check.append(recorded)
+        else:
+            self._to_signal.append(recorded)
 
 
 class RiskConsumer(EventConsumer):
@@ -155,7 +175,10 @@ class RiskConsumer(EventConsumer):
     def poll_once(self) -> int:
         self._assessor.begin_batch()
         n = super().poll_once()  # returns only once the batch has committed (raises if not)
-        self._deliver(self._assessor.take_recorded())  # what fails here, a sweep delivers later
+        to_signal, at_check = self._assessor.take_recorded()
+        self._deliver(to_signal)  # what fails here, a sweep delivers later
+        # Delivered by their commit: from now on the code check reads them.
+        _observe_delivered(at_check, "check")
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_S
             self.deliver_pending()
@@ -199,23 +222,15 @@ class RiskConsumer(EventConsumer):
             with UnitOfWork(self.engine) as uow:
                 risk_assess.mark_signalled(uow.conn, [a.transfer_id for a in delivered])
                 uow.commit()
-        now = datetime.now(UTC)
-        for assessment in delivered:
-            VERDICT_LATENCY.observe(max(0.0, (now - assessment.initiated_at).total_seconds()))
+        _observe_delivered(delivered, "signal")
         return delivered
 
     async def _signal_all(
         self, client: Client, pending: list[risk_assess.StoredAssessment]
     ) -> list[risk_assess.StoredAssessment]:
         async def one(assessment: risk_assess.StoredAssessment) -> risk_assess.StoredAssessment | None:
-            verdict = RiskVerdict(
-                event_id=str(assessment.event_id),
-                verdict=assessment.verdict,
-                reasons=list(assessment.reasons),
-                assessed_at=assessment.assessed_at.isoformat(),
-            )
             try:
-                await client.get_workflow_handle(assessment.workflow_id).signal(SIGNAL, verdict)
+                await client.get_workflow_handle(assessment.workflow_id).signal(SIGNAL, RiskVerdict.of(assessment))
             except RPCError as err:
                 if err.status == RPCStatusCode.NOT_FOUND:
                     return assessment  # closed or gone: nothing waits for this verdict
@@ -225,3 +240,12 @@ class RiskConsumer(EventConsumer):
 
         results = await asyncio.gather(*(one(a) for a in pending))
         return [a for a in results if a is not None]
+
+
+def _observe_delivered(assessments: list[risk_assess.StoredAssessment], by: str) -> None:
+    if not assessments:
+        return
+    DELIVERIES.labels(by).inc(len(assessments))
+    now = datetime.now(UTC)
+    for assessment in assessments:
+        VERDICT_LATENCY.observe(max(0.0, (now - assessment.initiated_at).total_seconds()))

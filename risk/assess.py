@@ -227,9 +227,47 @@ def unsignalled(conn: Conn, limit: int, *, older_than_s: float = 0.0) -> list[St
 
 def mark_signalled(conn: Conn, transfer_ids: list[UUID]) -> None:
     conn.execute(
-        "UPDATE risk_assessments SET signalled_at = now() WHERE transfer_id = ANY(%s) AND signalled_at IS NULL",
+        "UPDATE risk_assessments SET signalled_at = now(), delivered_by = 'signal' "
+        "WHERE transfer_id = ANY(%s) AND signalled_at IS NULL",
         (transfer_ids,),
     )
+
+
+# Who brings a verdict to its workflow. While the transfer is in `pending_otp` its workflow
+# waits for a code, and the step that takes it out of `pending_otp` (the accepting check, or
+# the exemption's status step) reads the verdict from this table (`verdict_at_check`); once it
+# has left, the workflow can only learn it from the signal. The consumer asks which (and
+# marks the row `check` in the first case, sending nothing) holding a share lock on the
+# transfer's row, and those steps change the status under the row's write lock before they
+# read, so one of the two always sees the other's commit:
+# - the consumer's lock first: the step's UPDATE waits for the consumer's commit, and its read
+#   after the UPDATE (READ COMMITTED: a new snapshot per statement) finds the verdict;
+# - the step's UPDATE first: the consumer's lock waits for the step's commit, then sees the
+#   new status, and the verdict goes by signal.
+# Either way the verdict arrives, and in the usual order (verdict before code) without a
+# signal, which would cost the workflow a task of its own.
+def leave_for_check(conn: Conn, transfer_id: UUID) -> bool:
+    """In the consumer's transaction, after `record_assessment`: if the transfer still waits
+    for its code, mark the verdict delivered by the check and return True (send nothing);
+    otherwise False (signal it after the commit)."""
+    row = conn.execute("SELECT status FROM transfers WHERE id = %s FOR SHARE", (transfer_id,)).fetchone()
+    if row is None or row[0] != "pending_otp":
+        return False
+    conn.execute(
+        "UPDATE risk_assessments SET signalled_at = now(), delivered_by = 'check' "
+        "WHERE transfer_id = %s AND signalled_at IS NULL",
+        (transfer_id,),
+    )
+    return True
+
+
+def verdict_at_check(conn: Conn, transfer_id: UUID) -> StoredAssessment | None:
+    """The transfer's recorded verdict, read by the step that has just moved the transfer out
+    of `pending_otp` in this transaction (after its UPDATE: see `leave_for_check`)."""
+    row = conn.execute(
+        f"SELECT {_ASSESSMENT_COLUMNS} FROM risk_assessments WHERE transfer_id = %s", (transfer_id,)
+    ).fetchone()
+    return None if row is None else _stored(row)
 
 
 def assessed_event_id(transfer_id: UUID) -> UUID:

@@ -169,12 +169,14 @@ class TransferWorkflow:
             # No code to wait for (PSD2 RTS Art. 13/14): straight to where an accepted code
             # would have moved it. Limits, review and risk still apply after this point.
             self._record("sca_exempt", initiated.sca_exemption)
-            await self._step(
-                TransferActivities.set_transfer_status,
-                StatusInput(
-                    transfer_id=request.transfer_id,
-                    status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
-                ),
+            self._take_risk(
+                await self._step(
+                    TransferActivities.set_transfer_status,
+                    StatusInput(
+                        transfer_id=request.transfer_id,
+                        status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
+                    ),
+                )
             )
         else:
             self._otp_expires_at = initiated.otp_expires_at
@@ -253,10 +255,11 @@ class TransferWorkflow:
                     next_status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
                 ),
             )
-            self._otp_outcomes[submission.submission_id] = result
+            self._otp_outcomes[submission.submission_id] = result.answer()
             self._attempts_left = result.attempts_left
             self._record(f"otp_{result.outcome}", f"attempts_left={result.attempts_left}")
             if result.outcome == OtpOutcome.ACCEPTED:
+                self._take_risk(result.risk)
                 # Codes queued behind the accepted one are answered, not silently dropped.
                 for late in self._submissions:
                     self._otp_outcomes[late.submission_id] = VerifyOtpResult(
@@ -376,8 +379,14 @@ class TransferWorkflow:
 
     @workflow.signal(name="risk_verdict")
     def risk_verdict(self, verdict: RiskVerdict) -> None:
-        # The first verdict only, and only while the transfer can still act on it.
-        if self._risk is None and not self._risk_settled:
+        self._take_risk(verdict)
+
+    def _take_risk(self, verdict: RiskVerdict | None) -> None:
+        """A verdict by signal, or read by the step that took the transfer out of `pending_otp`
+        (the risk consumer sends no signal while the transfer waits for its code: see
+        risk.assess.leave_for_check). The first verdict only, and only while the transfer can
+        still act on it."""
+        if verdict is not None and self._risk is None and not self._risk_settled:
             self._risk = verdict
 
     @workflow.signal(name="cancel")

@@ -13,6 +13,7 @@ these paths are replayed at once (and kept under histories/risk-verdict/ when re
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -23,9 +24,9 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 
-from contracts.transfer import ReviewDecision, RiskVerdict
+from contracts.transfer import OtpSubmission, ReviewDecision, RiskVerdict
 from ledger.db import make_engine
 from ledger.service import Ledger
 from security.sealed import load_sealer
@@ -154,6 +155,74 @@ async def test_risk_paths(risk_bank: tuple[Bank, str]) -> None:
     histories = {name: await h.fetch_history() for name, h in runs.items()}
     if os.environ.get("LEDGERFLOW_RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(parents=True, exist_ok=True)
+        for name, history in histories.items():
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+    for history in histories.values():
+        await REPLAYER.replay_workflow(history)
+
+
+def record_verdict(bank: Bank, url: str, transfer_id: str, verdict: str, *reasons: str) -> None:
+    """The assessment as the risk consumer records it for a transfer still waiting for its
+    code: delivered `by check` (risk.assess.leave_for_check), so no signal is ever sent."""
+    transfer = bank.ledger.get_transfer(UUID(transfer_id))
+    sql(
+        url,
+        "INSERT INTO risk_assessments (transfer_id, event_id, customer_id, workflow_id, verdict, reasons, "
+        "initiated_at, signalled_at, delivered_by) VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(), now(), 'check') "
+        "RETURNING 1",
+        transfer.id,
+        uuid.uuid4(),
+        transfer.customer_id,
+        f"transfer-{transfer_id}",
+        verdict,
+        json.dumps(list(reasons)),
+    )
+
+
+def risk_signals(history: WorkflowHistory) -> int:
+    signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in history.events]
+    return signals.count("risk_verdict")
+
+
+async def test_a_verdict_recorded_before_the_code_is_read_at_the_check(risk_bank: tuple[Bank, str]) -> None:
+    """The usual order (the verdict well before the code): no signal, the accepting check
+    reads the verdict, and the transfer acts on it in the task that took the code."""
+    bank, url = risk_bank
+    alice = bank.customer_account("USD", 1_000_000)
+    bob = bank.customer_account("USD")
+    runs: dict[str, WorkflowHandle[TransferWorkflow, str]] = {}
+
+    handle, state = await bank.start(alice, bob, 1_000)
+    record_verdict(bank, url, state.transfer_id, "allow")
+    # The code by signal alone (bank.submit polls the state query, and a query that comes
+    # while the check runs makes the worker complete a task early to answer it).
+    await handle.signal(TransferWorkflow.submit_otp, OtpSubmission(uuid.uuid4().hex, bank.otp_code(state.transfer_id)))
+    assert await result(handle) == "posted"
+    timeline = [e.event for e in (await handle.query(TransferWorkflow.state)).timeline]
+    assert "otp_accepted" in timeline and "risk_allow" in timeline
+    runs["allow_at_check"] = handle
+
+    handle, state = await bank.start(alice, bob, 2_000)
+    record_verdict(bank, url, state.transfer_id, "review", "velocity")
+    await bank.submit(handle, bank.otp_code(state.transfer_id))
+    await wait_status(handle, "in_review")
+    assert sql(url, "SELECT verdict, reasons FROM risk_decisions WHERE transfer_id = %s", UUID(state.transfer_id)) == [
+        ("review", ["velocity"])
+    ]
+    await handle.signal(TransferWorkflow.review, ReviewDecision(approved=True, staff_id="s"))
+    assert await result(handle) == "posted"
+    runs["review_at_check"] = handle
+
+    histories = {name: await h.fetch_history() for name, h in runs.items()}
+    for history in histories.values():
+        # Nothing signalled, and no wait: without the read it would wait RISK_WAIT_S and go
+        # to review as risk_unavailable.
+        assert risk_signals(history) == 0
+        assert "risk_unavailable" not in history.to_json()
+    # The allowed one ran in two workflow tasks: the start, and the code (check, read, post).
+    events = histories["allow_at_check"].events
+    assert sum(1 for e in events if e.HasField("workflow_task_completed_event_attributes")) == 2
+    if os.environ.get("LEDGERFLOW_RECORD_HISTORIES") == "1":
         for name, history in histories.items():
             (HISTORIES / f"{name}.json").write_text(history.to_json())
     for history in histories.values():

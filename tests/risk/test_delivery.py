@@ -1,0 +1,105 @@
+"""Which way a verdict reaches its workflow (risk.assess.leave_for_check), on a real PostgreSQL.
+
+While the transfer waits for its code the consumer sends nothing and marks the verdict
+`check`; the step that takes the transfer out of `pending_otp` reads it. Once the transfer
+has left `pending_otp` the verdict goes by signal. The two decide under the transfer's row
+lock, so a consumer that looks while the step is committing waits for it and then sees the
+new status: it never leaves a verdict for a check that has already happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from ledger.db import make_engine, transaction
+from ledger.ids import uuid7
+from ledger.money import Money
+from ledger.service import Ledger
+from ledger.transfers import TransferStatus
+from ledger.uow import UnitOfWork
+from risk import assess as risk_assess
+from tests.risk.test_facts import initiated
+
+
+@pytest.fixture
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_db_url, pool_size=4)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def delivered_by(engine: Engine, transfer: risk_assess.InitiatedTransfer) -> tuple[str | None, bool]:
+    with transaction(engine) as conn:
+        row = conn.execute(
+            "SELECT delivered_by, signalled_at IS NOT NULL FROM risk_assessments WHERE transfer_id = %s",
+            (transfer.transfer_id,),
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def assess(engine: Engine, transfer: risk_assess.InitiatedTransfer) -> bool:
+    """What the risk consumer does for one event: record, then decide (one transaction)."""
+    with UnitOfWork(engine) as uow:
+        assert risk_assess.record_assessment(uow.conn, transfer) is not None
+        left = risk_assess.leave_for_check(uow.conn, transfer.transfer_id)
+        uow.commit()
+    return left
+
+
+def test_waiting_for_the_code_it_is_left_for_the_check_and_read_there(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    ledger.ensure_house_accounts(["USD"])
+    alice = ledger.open_account(uuid7(), "USD")
+    ledger.deposit(uuid7(), alice.id, Money(1_000_000, "USD"))
+    bob = ledger.open_account(uuid7(), "USD")
+
+    waiting = initiated(ledger, alice, bob, 1_000)
+    assert assess(engine, waiting) is True
+    assert delivered_by(engine, waiting) == ("check", True)
+    with UnitOfWork(engine) as uow:
+        uow.transfers.transition(waiting.transfer_id, TransferStatus.PROCESSING)
+        found = risk_assess.verdict_at_check(uow.conn, waiting.transfer_id)
+    assert found is not None and found.verdict == "allow" and found.event_id == waiting.event_id
+
+    # Past its code already: the verdict must be signalled (still undelivered, for the sweep).
+    moved = initiated(ledger, alice, bob, 2_000)
+    ledger.transition_transfer(moved.transfer_id, "processing")
+    assert assess(engine, moved) is False
+    assert delivered_by(engine, moved) == (None, False)
+    with UnitOfWork(engine) as uow:
+        risk_assess.mark_signalled(uow.conn, [moved.transfer_id])
+        uow.commit()
+    assert delivered_by(engine, moved) == ("signal", True)
+
+
+def test_a_consumer_looking_while_the_code_is_taken_waits_and_then_signals(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    ledger.ensure_house_accounts(["USD"])
+    alice = ledger.open_account(uuid7(), "USD")
+    ledger.deposit(uuid7(), alice.id, Money(1_000_000, "USD"))
+    bob = ledger.open_account(uuid7(), "USD")
+    transfer = initiated(ledger, alice, bob, 1_000)
+
+    outcome: list[bool] = []
+    with UnitOfWork(engine) as step:
+        # The accepting check has moved the transfer and read no verdict (none yet), and has
+        # not committed.
+        step.transfers.transition(transfer.transfer_id, TransferStatus.PROCESSING)
+        assert risk_assess.verdict_at_check(step.conn, transfer.transfer_id) is None
+        consumer = threading.Thread(target=lambda: outcome.append(assess(engine, transfer)))
+        consumer.start()
+        consumer.join(timeout=2)
+        # Without the row lock the consumer would have read the last committed status
+        # (`pending_otp`) and left the verdict for a check that has already happened.
+        assert consumer.is_alive(), "the consumer did not wait for the step's commit"
+        step.commit()
+    consumer.join(timeout=30)
+    assert outcome == [False]  # it saw `processing`: the verdict goes by signal
+    assert delivered_by(engine, transfer) == (None, False)

@@ -29,7 +29,7 @@ from sqlalchemy import text
 from temporalio.client import Client
 
 from bench import open_loop
-from bench.cpu import CpuWindow
+from bench.cpu import CpuWindow, sessions_cpu_s, stack_sessions
 from bench.stats import percentile, result
 from bench.workflow_bench import run_noop, start_process
 from chaos.__main__ import NO_RATE_LIMITS
@@ -54,8 +54,10 @@ class Pass:
     half_load_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: int) -> float:
-    """The bare-workflow rate on the same Temporal server: the floor every e2e rate stands beside."""
+async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: int) -> tuple[float, dict[str, Any]]:
+    """The bare-workflow rate on the same Temporal server: the floor every e2e rate stands
+    beside; and its CPU per workflow (the Temporal server and the no-op's worker, the client
+    left out as the e2e load generator is), the floor beside e2e.cpu_ms_per_transfer."""
     client = await Client.connect(stack.settings.temporal_address)
     noop_queue = f"bench-noop-{uuid.uuid4().hex[:6]}"
     noop = start_process(
@@ -65,11 +67,17 @@ async def noop_floor(stack: EphemeralStack, logs: Path, count: int, in_flight: i
     )
     try:
         await run_noop(client, noop_queue, 100, in_flight)
+        parts = {pid: kind for pid, kind in stack_sessions(stack).items() if kind == "temporal"}
+        parts[noop.pid] = "noop_worker"
+        before = sessions_cpu_s(parts)
         floor_rate, _ = await run_noop(client, noop_queue, count, in_flight)
+        after = sessions_cpu_s(parts)
     finally:
         noop.terminate()
         noop.wait(30)
-    return floor_rate
+    by_kind = {kind: round((after[kind] - before[kind]) * 1000 / count, 1) for kind in after}
+    total = sum(by_kind.values())
+    return floor_rate, result("e2e.noop_cpu_ms_per_workflow", total, "ms", "-", total, by_kind=by_kind)
 
 
 # Long enough for every periodic task (relay and consumer polls, Temporal's timers) to show.
@@ -155,10 +163,22 @@ def review_share(database_url: str, window: Pass) -> float:
     return int(flagged) / int(assessed) if assessed else 0.0
 
 
+def check_share(database_url: str, window: Pass) -> float:
+    """The share of the window's verdicts left for the code check to read (no signal, no
+    workflow task of their own: risk.assess.leave_for_check)."""
+    ((by_check, delivered),) = window_rows(
+        database_url,
+        window,
+        "SELECT count(*) FILTER (WHERE delivered_by = 'check'), count(delivered_by) FROM risk_assessments"
+        " WHERE initiated_at BETWEEN :t0 AND :t1",
+    )
+    return int(by_check) / int(delivered) if delivered else 0.0
+
+
 def verdict_latencies_ms(database_url: str, window: Pass) -> list[float]:
-    """From each `transfer.initiated` commit (the assessment's `initiated_at`) to the verdict's
-    signal reaching the workflow (`signalled_at`, stamped right after delivery), for the
-    transfers initiated in the window."""
+    """From each `transfer.initiated` commit (the assessment's `initiated_at`) to the verdict
+    reaching the workflow (`signalled_at`: stamped right after its signal, or at the commit
+    that left it for the code check), for the transfers initiated in the window."""
     rows = window_rows(
         database_url,
         window,
@@ -200,10 +220,11 @@ def run(
     env = {**NO_RATE_LIMITS, "LEDGERFLOW_RISK_ENABLED": "true"}
     off_env = {**env, "LEDGERFLOW_RISK_ENABLED": "false"}
     base_url = stack.full(extra_env=env)
-    floor_rate = asyncio.run(noop_floor(stack, logs, count, in_flight))
+    floor_rate, floor_cpu = asyncio.run(noop_floor(stack, logs, count, in_flight))
     main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers, half_load=True))
     verdicts_ms = verdict_latencies_ms(stack.database_url, main)
     flagged_share = review_share(stack.database_url, main)
+    by_check = check_share(stack.database_url, main)
     if len(verdicts_ms) < count:
         raise RuntimeError(f"only {len(verdicts_ms)} of {count} transfers have a delivered risk verdict")
 
@@ -225,7 +246,9 @@ def run(
         result("e2e.risk_review_share", flagged_share, "share", "-", flagged_share),
         result("e2e.risk_verdict_p50_ms", percentile(verdicts_ms, 50), "ms", "-", percentile(verdicts_ms, 50)),
         result("e2e.risk_verdict_p99_ms", percentile(verdicts_ms, 99), "ms", "-", percentile(verdicts_ms, 99)),
+        result("e2e.risk_verdict_by_check_share", by_check, "share", "-", by_check),
         *main.cpu_rows,
+        floor_cpu,
         main.idle_row,
         *main.half_load_rows,
     ]

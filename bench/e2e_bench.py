@@ -85,7 +85,14 @@ IDLE_WINDOW_S = 10.0
 
 
 async def closed_loop(
-    stack: EphemeralStack, base_url: str, count: int, in_flight: int, customers: int, *, half_load: bool = False
+    stack: EphemeralStack,
+    base_url: str,
+    count: int,
+    in_flight: int,
+    customers: int,
+    *,
+    half_load: bool = False,
+    cpu_floor: tuple[str, float] | None = None,
 ) -> Pass:
     """`count` transfers with `in_flight` at a time, from fresh customers, until all are posted
     and on Kafka; with `half_load`, then the open-loop pass at half the rate measured."""
@@ -130,7 +137,7 @@ async def closed_loop(
         list(bank.report.latencies_s),
         started_at,
         ended_at,
-        cpu.rows(posted),
+        cpu.rows(posted, floor=cpu_floor),
         idle.idle_row(),
         half_load_rows,
     )
@@ -221,7 +228,8 @@ def run(
     off_env = {**env, "LEDGERFLOW_RISK_ENABLED": "false"}
     base_url = stack.full(extra_env=env)
     floor_rate, floor_cpu = asyncio.run(noop_floor(stack, logs, count, in_flight))
-    main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers, half_load=True))
+    noop_cpu = (str(floor_cpu["name"]), float(floor_cpu["value"]))
+    main = asyncio.run(closed_loop(stack, base_url, count, in_flight, customers, half_load=True, cpu_floor=noop_cpu))
     verdicts_ms = verdict_latencies_ms(stack.database_url, main)
     flagged_share = review_share(stack.database_url, main)
     by_check = check_share(stack.database_url, main)

@@ -284,11 +284,11 @@ class TransferActivities:
 
     @activity.defn(name="set_transfer_status")
     def set_transfer_status(self, request: StatusInput) -> RiskVerdict | None:
-        """Move the transfer (compare-and-set); returns the risk verdict recorded so far, which
-        the exemption's step out of `pending_otp` needs just as an accepted code does."""
+        """Move the transfer (compare-and-set); with `with_risk`, return the risk verdict
+        recorded so far (read after the move, in the same transaction)."""
         with business_errors(), UnitOfWork(self._ledger.engine) as uow:
             uow.transfers.transition(UUID(request.transfer_id), TransferStatus(request.status))
-            risk = self._verdict_at_check(uow, UUID(request.transfer_id))
+            risk = self._verdict_at_check(uow, UUID(request.transfer_id)) if request.with_risk else None
             uow.commit()
         return risk
 

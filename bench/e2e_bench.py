@@ -159,27 +159,27 @@ def window_rows(database_url: str, window: Pass, sql: str) -> list[Any]:
         engine.dispose()
 
 
-def review_share(database_url: str, window: Pass) -> float:
-    """The share of the window's assessed transfers that the rules sent to review (or blocked)."""
-    ((flagged, assessed),) = window_rows(
+def assessment_share(database_url: str, window: Pass, part: str, whole: str = "count(*)") -> float:
+    """`part` over `whole` (two aggregates) among the assessments of the window's transfers."""
+    ((numerator, denominator),) = window_rows(
         database_url,
         window,
-        "SELECT count(*) FILTER (WHERE verdict <> 'allow'), count(*) FROM risk_assessments"
-        " WHERE initiated_at BETWEEN :t0 AND :t1",
+        f"SELECT {part}, {whole} FROM risk_assessments WHERE initiated_at BETWEEN :t0 AND :t1",
     )
-    return int(flagged) / int(assessed) if assessed else 0.0
+    return int(numerator) / int(denominator) if denominator else 0.0
+
+
+def review_share(database_url: str, window: Pass) -> float:
+    """The share of the window's assessed transfers that the rules sent to review (or blocked)."""
+    return assessment_share(database_url, window, "count(*) FILTER (WHERE verdict <> 'allow')")
 
 
 def check_share(database_url: str, window: Pass) -> float:
-    """The share of the window's verdicts left for the code check to read (no signal, no
-    workflow task of their own: risk.assess.leave_for_check)."""
-    ((by_check, delivered),) = window_rows(
-        database_url,
-        window,
-        "SELECT count(*) FILTER (WHERE delivered_by = 'check'), count(delivered_by) FROM risk_assessments"
-        " WHERE initiated_at BETWEEN :t0 AND :t1",
+    """The share of the window's delivered verdicts left for the code check to read (no signal,
+    no workflow task of their own: risk.assess.leave_for_check)."""
+    return assessment_share(
+        database_url, window, "count(*) FILTER (WHERE delivered_by = 'check')", whole="count(delivered_by)"
     )
-    return int(by_check) / int(delivered) if delivered else 0.0
 
 
 def verdict_latencies_ms(database_url: str, window: Pass) -> list[float]:

@@ -97,6 +97,9 @@ class OtpCheckResult:
 class StatusInput:
     transfer_id: str
     status: str
+    # Return the recorded risk verdict too: the exemption's step out of `pending_otp` reads it
+    # as an accepted code does (risk.assess.leave_for_check); other moves do not need it.
+    with_risk: bool = False
 
 
 @dataclass(frozen=True)

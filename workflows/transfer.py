@@ -175,6 +175,7 @@ class TransferWorkflow:
                     StatusInput(
                         transfer_id=request.transfer_id,
                         status=S.IN_REVIEW if initiated.review_required else S.PROCESSING,
+                        with_risk=True,
                     ),
                 )
             )

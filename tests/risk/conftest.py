@@ -32,6 +32,16 @@ from worker.temporal_client import connect
 RISK_WAIT_S = 4
 
 
+@pytest.fixture
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    """A pool on the migrated database, for the suites that need no stack (facts, delivery)."""
+    engine = make_engine(migrated_db_url, pool_size=4)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 class PausableRiskConsumer(RiskConsumer):
     """The real consumer; while `paused` is set it neither consumes nor delivers (as if its
     process were down: the events wait in Kafka, the verdicts in the table)."""

@@ -10,12 +10,13 @@ new status: it never leaves a verdict for a check that has already happened.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Engine
 
-from ledger.db import make_engine, transaction
+from ledger.accounts import Account
+from ledger.db import transaction
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
@@ -23,15 +24,6 @@ from ledger.transfers import TransferStatus
 from ledger.uow import UnitOfWork
 from risk import assess as risk_assess
 from tests.risk.test_facts import initiated
-
-
-@pytest.fixture
-def engine(migrated_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(migrated_db_url, pool_size=4)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def delivered_by(engine: Engine, transfer: risk_assess.InitiatedTransfer) -> tuple[str | None, bool]:
@@ -53,14 +45,28 @@ def assess(engine: Engine, transfer: risk_assess.InitiatedTransfer) -> bool:
     return left
 
 
-def test_waiting_for_the_code_it_is_left_for_the_check_and_read_there(engine: Engine) -> None:
+@dataclass(frozen=True)
+class Parties:
+    ledger: Ledger
+    alice: Account
+    bob: Account
+
+    def transfer(self, amount_minor: int) -> risk_assess.InitiatedTransfer:
+        """A new transfer in `pending_otp` (held), as its transfer.initiated event says."""
+        return initiated(self.ledger, self.alice, self.bob, amount_minor)
+
+
+@pytest.fixture
+def parties(engine: Engine) -> Parties:
     ledger = Ledger(engine)
     ledger.ensure_house_accounts(["USD"])
     alice = ledger.open_account(uuid7(), "USD")
     ledger.deposit(uuid7(), alice.id, Money(1_000_000, "USD"))
-    bob = ledger.open_account(uuid7(), "USD")
+    return Parties(ledger, alice, ledger.open_account(uuid7(), "USD"))
 
-    waiting = initiated(ledger, alice, bob, 1_000)
+
+def test_waiting_for_the_code_it_is_left_for_the_check_and_read_there(engine: Engine, parties: Parties) -> None:
+    waiting = parties.transfer(1_000)
     assert assess(engine, waiting) is True
     assert delivered_by(engine, waiting) == ("check", True)
     with UnitOfWork(engine) as uow:
@@ -69,8 +75,8 @@ def test_waiting_for_the_code_it_is_left_for_the_check_and_read_there(engine: En
     assert found is not None and found.verdict == "allow" and found.event_id == waiting.event_id
 
     # Past its code already: the verdict must be signalled (still undelivered, for the sweep).
-    moved = initiated(ledger, alice, bob, 2_000)
-    ledger.transition_transfer(moved.transfer_id, "processing")
+    moved = parties.transfer(2_000)
+    parties.ledger.transition_transfer(moved.transfer_id, "processing")
     assert assess(engine, moved) is False
     assert delivered_by(engine, moved) == (None, False)
     with UnitOfWork(engine) as uow:
@@ -79,13 +85,8 @@ def test_waiting_for_the_code_it_is_left_for_the_check_and_read_there(engine: En
     assert delivered_by(engine, moved) == ("signal", True)
 
 
-def test_a_consumer_looking_while_the_code_is_taken_waits_and_then_signals(engine: Engine) -> None:
-    ledger = Ledger(engine)
-    ledger.ensure_house_accounts(["USD"])
-    alice = ledger.open_account(uuid7(), "USD")
-    ledger.deposit(uuid7(), alice.id, Money(1_000_000, "USD"))
-    bob = ledger.open_account(uuid7(), "USD")
-    transfer = initiated(ledger, alice, bob, 1_000)
+def test_a_consumer_looking_while_the_code_is_taken_waits_and_then_signals(engine: Engine, parties: Parties) -> None:
+    transfer = parties.transfer(1_000)
 
     outcome: list[bool] = []
     with UnitOfWork(engine) as step:

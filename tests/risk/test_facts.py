@@ -4,31 +4,20 @@ assessment recorded once per event (with its `risk.assessed` outbox row)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
-import pytest
 from sqlalchemy import Engine
 
 from ledger.accounts import Account
-from ledger.db import make_engine, transaction
+from ledger.db import transaction
 from ledger.ids import uuid7
 from ledger.money import Money
 from ledger.service import Ledger
 from risk import assess as risk_assess
 from risk.rules import Rule, fires
-
-
-@pytest.fixture
-def engine(migrated_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(migrated_db_url, pool_size=4)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def posted(ledger: Ledger, source: Account, destination: Account, amount_minor: int) -> UUID:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine
 
+from activities.transfer import TransferActivities
+from contracts.transfer import StatusInput
+from fx.rates import TableRateProvider
 from ledger.accounts import Account
 from ledger.db import transaction
 from ledger.ids import uuid7
@@ -23,7 +26,10 @@ from ledger.service import Ledger
 from ledger.transfers import TransferStatus
 from ledger.uow import UnitOfWork
 from risk import assess as risk_assess
+from security.sealed import load_sealer
 from tests.risk.test_facts import initiated
+from tests.workflows.conftest import TEST_SETTINGS
+from worker.build import transfer_policy
 
 
 def delivered_by(engine: Engine, transfer: risk_assess.InitiatedTransfer) -> tuple[str | None, bool]:
@@ -104,3 +110,26 @@ def test_a_consumer_looking_while_the_code_is_taken_waits_and_then_signals(engin
     consumer.join(timeout=30)
     assert outcome == [False]  # it saw `processing`: the verdict goes by signal
     assert delivered_by(engine, transfer) == (None, False)
+
+
+def test_the_exemptions_status_step_reads_the_verdict_and_other_moves_do_not(engine: Engine, parties: Parties) -> None:
+    """The exemption's step out of `pending_otp` (no code to check) brings the verdict left for
+    it, as an accepted code does; without it such a transfer would wait for a signal that the
+    consumer, having seen `pending_otp`, never sends."""
+    activities = TransferActivities(
+        parties.ledger,
+        TableRateProvider(engine),
+        transfer_policy(TEST_SETTINGS.model_copy(update={"risk_enabled": True})),
+        load_sealer(TEST_SETTINGS),
+    )
+    exempt = parties.transfer(1_000)
+    assert assess(engine, exempt) is True
+    found = activities.set_transfer_status(
+        StatusInput(transfer_id=str(exempt.transfer_id), status="processing", with_risk=True)
+    )
+    assert found is not None and (found.verdict, found.event_id) == ("allow", str(exempt.event_id))
+
+    other = parties.transfer(2_000)
+    assert assess(engine, other) is True
+    assert activities.set_transfer_status(StatusInput(transfer_id=str(other.transfer_id), status="in_review")) is None
+    assert parties.ledger.get_transfer(other.transfer_id).status.value == "in_review"

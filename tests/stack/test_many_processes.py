@@ -9,7 +9,9 @@ that both processes served some of its requests before it believes the rest.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -261,6 +263,15 @@ def _requests_in_flight(svc: Service, api_port: int) -> int:
     return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == api_port)
 
 
+def _pause(svc: Service) -> int:
+    """Stop (SIGSTOP) the service's process group; returns the group for SIGCONT."""
+    assert svc.process is not None
+    group = os.getpgid(svc.process.pid)
+    assert group != os.getpgrp(), "the service shares the test's process group"
+    os.killpg(group, signal.SIGSTOP)
+    return group
+
+
 def test_a_killed_api_process_is_restarted_and_no_request_is_left_half_done(running: Running) -> None:
     with running.http() as http:
         _, _, token = signup(http)
@@ -299,13 +310,20 @@ def test_a_killed_api_process_is_restarted_and_no_request_is_left_half_done(runn
     threads = [threading.Thread(target=create, args=(k,)) for k in keys]
     for t in threads:
         t.start()
-    go.set()
-    # Kill while api-1 holds requests in flight (creation waits on the workflow's first task).
-    deadline = time.monotonic() + 30
-    while _requests_in_flight(victim, running.stack.settings.api_port) == 0:
-        assert time.monotonic() < deadline, "api-1 never had a request in flight"
-        time.sleep(0.01)
-    victim.kill()
+    # Creation waits for the workflow's first task, so with the worker paused every request
+    # stays in flight until the kill: on a fast machine they could all finish between seeing
+    # one in flight and the kill, and the test would kill an idle process.
+    worker = _pause(running.stack.apps("worker")[0])
+    try:
+        go.set()
+        deadline = time.monotonic() + 30
+        while _requests_in_flight(victim, running.stack.settings.api_port) == 0:
+            assert time.monotonic() < deadline, "api-1 never had a request in flight"
+            time.sleep(0.01)
+        victim.kill()
+    finally:
+        # Well inside the API's 15 s wait for the workflow's answer.
+        os.killpg(worker, signal.SIGCONT)
     for t in threads:
         t.join(300)
 
